@@ -1,0 +1,30 @@
+/**
+ * Carries updates and awareness between instances that serve the same room. An update is published only
+ * after it is committed to storage, so a message the bus loses is never lost data: an instance that
+ * cannot replay what it missed reports a gap, and the room reloads from storage (Yjs updates are
+ * idempotent, so applying something twice is harmless).
+ */
+export interface Bus {
+  /**
+   * Starts delivering what other instances publish on `room` (never this instance's own messages), in
+   * the order they were published. Resolves once messages published from now on will be delivered.
+   */
+  subscribe (room: string, handler: BusHandler): Promise<BusSubscription>
+  publish (room: string, message: BusMessage): Promise<void>
+  close (): Promise<void>
+}
+
+export interface BusMessage {
+  readonly kind: 'update' | 'awareness'
+  readonly data: Uint8Array
+}
+
+export interface BusHandler {
+  message (message: BusMessage): void
+  /** Messages were missed and cannot be replayed: reload the room from storage. */
+  gap (): void
+}
+
+export interface BusSubscription {
+  close (): Promise<void>
+}

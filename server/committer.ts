@@ -1,0 +1,75 @@
+import type { Logger } from 'pino'
+import type { CommitQueue, Room } from './room.js'
+import type { AppendEntry, Storage } from './storage/storage.js'
+
+/**
+ * Group commit: every update submitted in one turn of the event loop, in any room, goes to storage in
+ * one transaction, so durability costs one commit (one fsync) per batch rather than per update. While a
+ * commit is in flight the next batch gathers; commits never overlap, so each room's updates are stored
+ * and then applied in the order they arrived.
+ */
+export class GroupCommitter implements CommitQueue {
+  readonly #storage: Storage
+  readonly #log: Logger
+  readonly #onCommit: (durationMs: number, updates: number, error: Error | null) => void
+  #scheduled = new Set<Room>()
+  #timer: NodeJS.Immediate | null = null
+  #running: Promise<void> | null = null
+
+  constructor (storage: Storage, log: Logger, onCommit: (durationMs: number, updates: number, error: Error | null) => void = () => {}) {
+    this.#storage = storage
+    this.#log = log
+    this.#onCommit = onCommit
+  }
+
+  schedule (room: Room): void {
+    this.#scheduled.add(room)
+    if (this.#running === null && this.#timer === null) this.#timer = setImmediate(this.#flush)
+  }
+
+  /** Resolves when nothing is scheduled or in flight. */
+  async idle (): Promise<void> {
+    while (this.#running !== null || this.#timer !== null) {
+      if (this.#running !== null) await this.#running
+      else await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+  }
+
+  #flush = (): void => {
+    this.#timer = null
+    const rooms = [...this.#scheduled]
+    this.#scheduled.clear()
+    this.#running = this.#commit(rooms).finally(() => {
+      this.#running = null
+      if (this.#scheduled.size > 0) this.#timer = setImmediate(this.#flush)
+    })
+  }
+
+  async #commit (rooms: Room[]): Promise<void> {
+    const batches = rooms.map((room) => room.takePending())
+    const entries: AppendEntry[] = []
+    for (let i = 0; i < rooms.length; i++) {
+      const room = rooms[i]!
+      for (const item of batches[i]!) entries.push({ room: room.name, update: item.update })
+    }
+    const started = performance.now()
+    let failure: Error | null = null
+    try {
+      await this.#storage.append(entries)
+    } catch (error) {
+      failure = error instanceof Error ? error : new Error(String(error))
+      this.#log.error({ err: failure, updates: entries.length, rooms: rooms.length }, 'storage commit failed; updates were not applied')
+    }
+    this.#onCommit(performance.now() - started, entries.length, failure)
+    for (let i = 0; i < rooms.length; i++) {
+      const room = rooms[i]!
+      const batch = batches[i]!
+      try {
+        if (failure === null) room.committed(batch)
+        else room.commitFailed(batch, failure)
+      } catch (error) {
+        this.#log.error({ err: error, room: room.name }, 'applying committed updates failed')
+      }
+    }
+  }
+}

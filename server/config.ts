@@ -1,0 +1,134 @@
+import { resolve } from 'node:path'
+import { LOG_LEVELS, type LogLevel } from './log.js'
+
+/** Everything `main.ts` reads from the environment and the command line. */
+export interface Config {
+  readonly port: number
+  readonly host: string
+  readonly dataDir: string
+  readonly databaseUrl: string | null
+  readonly redisUrl: string | null
+  readonly maxConnectionAgeMs: number | null
+  readonly authSecret: string | null
+  readonly logLevel: LogLevel
+  readonly maxMessageBytes: number
+  readonly pingIntervalMs: number
+  readonly roomIdleMs: number
+  readonly shutdownSpreadMs: number
+  readonly demo: boolean
+}
+
+interface Key {
+  readonly env: string
+  readonly flag: string
+  readonly help: string
+  readonly fallback: string | null
+}
+
+/** Every setting: its environment variable, its flag, what it is for and its default. */
+export const KEYS = {
+  port: { env: 'PORT', flag: '--port', help: 'TCP port to listen on', fallback: '8080' },
+  host: { env: 'HOST', flag: '--host', help: 'address to listen on', fallback: '0.0.0.0' },
+  dataDir: { env: 'DATA_DIR', flag: '--data-dir', help: 'folder of the embedded SQLite database', fallback: './data' },
+  databaseUrl: { env: 'DATABASE_URL', flag: '--database-url', help: 'postgres:// URL: store in Postgres instead of SQLite', fallback: null },
+  redisUrl: { env: 'REDIS_URL', flag: '--redis-url', help: 'redis:// URL: the bus between instances', fallback: null },
+  maxConnectionAgeMs: { env: 'MAX_CONNECTION_AGE_MS', flag: '--max-connection-age-ms', help: 'close sockets (code 4000) after this age plus up to 10% jitter; off when unset', fallback: null },
+  authSecret: { env: 'AUTH_SECRET', flag: '--auth-secret', help: 'HS256 secret: require signed tokens', fallback: null },
+  logLevel: { env: 'LOG_LEVEL', flag: '--log-level', help: LOG_LEVELS.join(', '), fallback: 'info' },
+  maxMessageBytes: { env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', help: 'largest frame or request body; larger closes with 1009', fallback: String(16 * 1024 * 1024) },
+  pingIntervalMs: { env: 'PING_INTERVAL_MS', flag: '--ping-interval-ms', help: 'ping sockets this often; terminate one that missed the previous pong', fallback: '30000' },
+  roomIdleMs: { env: 'ROOM_IDLE_MS', flag: '--room-idle-ms', help: 'unload a room this long after its last client left', fallback: '10000' },
+  shutdownSpreadMs: { env: 'SHUTDOWN_SPREAD_MS', flag: '--shutdown-spread-ms', help: 'on SIGTERM, spread socket closes (1012) over this long', fallback: '3000' },
+  demo: { env: 'DEMO', flag: '--demo', help: 'enable the reconnect demo endpoints (true/false)', fallback: 'false' },
+} as const satisfies Record<keyof Config, Key>
+
+/** A setting that cannot be used; the message names the key. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+}
+
+const integer = (key: Key, raw: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${key.env} (${key.flag}) must be a whole number, got "${raw}"`)
+  const value = Number(raw)
+  if (value < min || value > max) throw new ConfigError(`${key.env} (${key.flag}) must be between ${min} and ${max}, got ${value}`)
+  return value
+}
+
+const url = (key: Key, raw: string, protocols: readonly string[]): string => {
+  let parsed: URL
+  try {
+    parsed = new URL(raw)
+  } catch {
+    throw new ConfigError(`${key.env} (${key.flag}) is not a URL: "${raw}"`)
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${key.env} (${key.flag}) must start with ${protocols.join(' or ')}, got "${parsed.protocol}"`)
+  }
+  return raw
+}
+
+const boolean = (key: Key, raw: string): boolean => {
+  const value = raw.trim().toLowerCase()
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true
+  if (['0', 'false', 'no', 'off', ''].includes(value)) return false
+  throw new ConfigError(`${key.env} (${key.flag}) must be true or false, got "${raw}"`)
+}
+
+/**
+ * Reads settings from `argv` (flags win) and `env`. `--flag value`, `--flag=value` and a bare boolean
+ * `--demo` are accepted. Throws ConfigError naming the key for anything unknown or invalid.
+ */
+export const parseConfig = (env: Readonly<Record<string, string | undefined>>, argv: readonly string[] = []): Config => {
+  const raw = new Map<keyof Config, string>()
+  const names = Object.keys(KEYS) as Array<keyof Config>
+  for (const name of names) {
+    const value = env[KEYS[name].env]
+    if (value !== undefined && value !== '') raw.set(name, value)
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
+    const name = names.find((n) => KEYS[n].flag === flag)
+    if (name === undefined) throw new ConfigError(`unknown option "${arg}" (see --help)`)
+    if (inline !== undefined) raw.set(name, inline)
+    else if (name === 'demo' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) raw.set(name, 'true')
+    else {
+      const next = argv[++i]
+      if (next === undefined) throw new ConfigError(`${flag} needs a value`)
+      raw.set(name, next)
+    }
+  }
+  const get = (name: keyof Config): string | null => raw.get(name) ?? KEYS[name].fallback
+
+  const logLevel = get('logLevel')!
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL (--log-level) must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
+  }
+  const age = get('maxConnectionAgeMs')
+  const secret = get('authSecret')
+  if (secret !== null && secret.length < 16) throw new ConfigError('AUTH_SECRET (--auth-secret) must be at least 16 characters')
+  const database = get('databaseUrl')
+  const redis = get('redisUrl')
+  return {
+    port: integer(KEYS.port, get('port')!, 0, 65535),
+    host: get('host')!,
+    dataDir: resolve(get('dataDir')!),
+    databaseUrl: database === null ? null : url(KEYS.databaseUrl, database, ['postgres:', 'postgresql:']),
+    redisUrl: redis === null ? null : url(KEYS.redisUrl, redis, ['redis:', 'rediss:']),
+    maxConnectionAgeMs: age === null ? null : integer(KEYS.maxConnectionAgeMs, age, 100),
+    authSecret: secret,
+    logLevel: logLevel as LogLevel,
+    maxMessageBytes: integer(KEYS.maxMessageBytes, get('maxMessageBytes')!, 1024, 1024 ** 3),
+    pingIntervalMs: integer(KEYS.pingIntervalMs, get('pingIntervalMs')!, 100),
+    roomIdleMs: integer(KEYS.roomIdleMs, get('roomIdleMs')!, 0),
+    shutdownSpreadMs: integer(KEYS.shutdownSpreadMs, get('shutdownSpreadMs')!, 0, 60_000),
+    demo: boolean(KEYS.demo, get('demo')!),
+  }
+}
+
+/** The text `--help` prints. */
+export const helpText = (): string => {
+  const rows = Object.values(KEYS).map((key: Key) =>
+    `  ${`${key.flag} <value>`.padEnd(32)} ${key.env.padEnd(22)} ${key.help}${key.fallback === null ? '' : ` (default ${key.fallback})`}`)
+  return ['Usage: yjs-relay [options]', '', 'Every option can also be set by its environment variable; a flag wins.', '', ...rows, '  --help'.padEnd(34) + ' print this and exit', ''].join('\n')
+}

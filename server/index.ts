@@ -1,0 +1,11 @@
+/** The public embedding API. */
+export { createSyncServer, SyncServer, type RoomHandle, type SyncServerOptions } from './sync-server.js'
+export type { Access, Authorize } from './transport/websocket.js'
+export type { Storage, AppendEntry, StoredRoom } from './storage/storage.js'
+export { mergeToSnapshot } from './storage/storage.js'
+export { MemoryStorage } from './storage/memory.js'
+export { SqliteStorage, type SqliteStorageOptions } from './storage/sqlite.js'
+export type { Bus, BusHandler, BusMessage, BusSubscription } from './bus/bus.js'
+export { ErrorCodes, SyncError, type ErrorCode } from './errors.js'
+export { createLogger, type Logger } from './log.js'
+export * as protocol from './protocol.js'

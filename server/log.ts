@@ -1,0 +1,22 @@
+import { pino, type DestinationStream, type Logger } from 'pino'
+
+export type { Logger }
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+/** Cloud Logging reads `severity` and `message`; pino's numeric `level` means nothing to it. */
+const SEVERITY: Record<string, string> = {
+  trace: 'DEBUG', debug: 'DEBUG', info: 'INFO', warn: 'WARNING', error: 'ERROR', fatal: 'CRITICAL',
+}
+
+/** A JSON logger whose lines Cloud Logging understands. */
+export const createLogger = (level: LogLevel = 'info', destination?: DestinationStream): Logger => pino({
+  level,
+  messageKey: 'message',
+  base: undefined,
+  timestamp: pino.stdTimeFunctions.isoTime,
+  formatters: {
+    level: (label) => ({ severity: SEVERITY[label] ?? 'DEFAULT' }),
+  },
+}, destination)

@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+/**
+ * The server as a program: the only module that reads the environment. It turns config into storage, a
+ * bus and a sync server, listens, and shuts down gracefully on SIGTERM.
+ */
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ConfigError, helpText, parseConfig, type Config } from './config.js'
+import { createLogger, type Logger } from './log.js'
+import { SqliteStorage } from './storage/sqlite.js'
+import type { Storage } from './storage/storage.js'
+import { SyncServer } from './sync-server.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+
+const openStorage = async (config: Config, log: Logger): Promise<Storage> => {
+  if (config.databaseUrl !== null) {
+    throw new ConfigError('DATABASE_URL (--database-url): Postgres storage is not available in this build')
+  }
+  const file = join(config.dataDir, 'rooms.sqlite')
+  log.info({ file }, 'storage: SQLite')
+  return new SqliteStorage({ file })
+}
+
+const main = async (): Promise<void> => {
+  const argv = process.argv.slice(2)
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(helpText())
+    return
+  }
+  let config: Config
+  try {
+    config = parseConfig(process.env, argv)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    process.stderr.write(`configuration error: ${error.message}\n`)
+    process.exit(2)
+  }
+  const log = createLogger(config.logLevel)
+  const storage = await openStorage(config, log)
+  const webRoot = join(here, '..', 'web')
+  const server = new SyncServer({
+    storage,
+    logger: log,
+    maxMessageBytes: config.maxMessageBytes,
+    pingIntervalMs: config.pingIntervalMs,
+    roomIdleMs: config.roomIdleMs,
+    maxConnectionAgeMs: config.maxConnectionAgeMs,
+    shutdownSpreadMs: config.shutdownSpreadMs,
+    webRoot: existsSync(webRoot) ? webRoot : null,
+  })
+  const address = await server.listen(config.port, config.host)
+  log.info({ port: address.port, host: config.host }, `listening on http://${config.host}:${address.port}`)
+
+  let stopping = false
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal }, 'draining: readiness fails, sockets close with 1012')
+    await server.drain()
+    await server.close()
+    await storage.close()
+    log.info('stopped')
+    process.exit(0)
+  }
+  // One bad request must not end every other session: log, and keep serving.
+  process.on('uncaughtException', (error) => log.error({ err: error }, 'uncaught exception'))
+  process.on('unhandledRejection', (error) => log.error({ err: error }, 'unhandled rejection'))
+  process.on('SIGTERM', () => { void stop('SIGTERM') })
+  process.on('SIGINT', () => { void stop('SIGINT') })
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`fatal: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
+  process.exit(1)
+})

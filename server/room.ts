@@ -1,0 +1,372 @@
+import * as Y from 'yjs'
+import * as awarenessProtocol from 'y-protocols/awareness'
+import type { Logger } from 'pino'
+import type { Bus, BusMessage, BusSubscription } from './bus/bus.js'
+import { SyncError } from './errors.js'
+import type { Peer } from './peer.js'
+import * as protocol from './protocol.js'
+import type { Storage } from './storage/storage.js'
+
+/** Transaction origins: who applied what to a room's document. Anything else is a server-side edit. */
+const ORIGIN_LOAD = Symbol('load')
+const ORIGIN_COMMITTED = Symbol('committed')
+const ORIGIN_BUS = Symbol('bus')
+const ORIGIN_CLOSE = 'close'
+
+/** An update waiting for its commit. */
+export interface PendingUpdate {
+  readonly update: Uint8Array
+  /** The peer that sent it; closed if the commit fails, so that it resyncs. */
+  readonly from: Peer | null
+  /** Already in the document (a server-side edit): commit, then broadcast, but do not apply again. */
+  readonly applied: boolean
+  readonly done: ((error?: Error) => void) | null
+}
+
+/** The group committer, as a room sees it. */
+export interface CommitQueue {
+  schedule (room: Room): void
+}
+
+export interface RoomContext {
+  readonly storage: Storage
+  readonly commits: CommitQueue
+  readonly bus: Bus | null
+  readonly log: Logger
+  /** Compact once this many log rows have accumulated. */
+  readonly compactAfterRows: number
+}
+
+export type RoomEvent = 'update' | 'awareness'
+
+const isEmptyUpdate = (update: Uint8Array): boolean =>
+  update.length === 2 && update[0] === 0 && update[1] === 0
+
+/** Throws BAD_UPDATE unless Yjs can decode `update` completely. Nothing is applied. */
+export const validateUpdate = (update: Uint8Array): void => {
+  try {
+    Y.decodeUpdate(update)
+  } catch (error) {
+    throw new SyncError('BAD_UPDATE', `update cannot be decoded: ${(error as Error).message}`)
+  }
+}
+
+/**
+ * One document and the peers editing it.
+ *
+ * The rule it keeps: an update reaches the document, and so any other peer, only after storage committed
+ * it. A peer's update waits in `pending` until the group committer has stored it with everything else
+ * that arrived in the same turn of the event loop; then all of them are applied in one transaction and
+ * the resulting update is broadcast as one frame to every peer, the senders included.
+ */
+export class Room {
+  readonly name: string
+  readonly doc: Y.Doc
+  readonly awareness: awarenessProtocol.Awareness
+  /** Resolves when the stored document has been applied; peers are served only after that. */
+  readonly loaded: Promise<void>
+  /** Peers and the awareness client ids each of them announced. */
+  readonly peers = new Map<Peer, Set<number>>()
+  /** Connections, polls and server-side users holding the room in memory. */
+  holds = 0
+  idleTimer: NodeJS.Timeout | null = null
+
+  readonly #ctx: RoomContext
+  #pending: PendingUpdate[] = []
+  #inflight = 0
+  #flushWaiters: Array<() => void> = []
+  #logRows = 0
+  #compacting = false
+  #subscription: BusSubscription | null = null
+  #busBacklog: BusMessage[] | null = []
+  #listeners = new Set<(event: RoomEvent) => void>()
+  #destroyed = false
+
+  constructor (name: string, ctx: RoomContext, after: Promise<void> = Promise.resolve()) {
+    this.name = name
+    this.#ctx = ctx
+    this.doc = new Y.Doc({ gc: true })
+    this.awareness = new awarenessProtocol.Awareness(this.doc)
+    this.awareness.setLocalState(null)
+    this.doc.on('update', this.#onDocUpdate)
+    this.awareness.on('update', this.#onAwarenessUpdate)
+    this.loaded = this.#load(after)
+    this.loaded.catch(() => {})
+  }
+
+  async #load (after: Promise<void>): Promise<void> {
+    await after
+    // Subscribe before reading storage: whatever is published from now on arrives on the bus, and
+    // whatever was published before is already committed, so the load below contains it.
+    if (this.#ctx.bus !== null) {
+      this.#subscription = await this.#ctx.bus.subscribe(this.name, {
+        message: (message) => this.#onBusMessage(message),
+        gap: () => { void this.reload() },
+      })
+    }
+    const stored = await this.#ctx.storage.load(this.name)
+    this.#applyStored(stored.updates, ORIGIN_LOAD)
+    this.#logRows = stored.logRows
+    const backlog = this.#busBacklog ?? []
+    this.#busBacklog = null
+    for (const message of backlog) this.#onBusMessage(message)
+    if (this.#logRows >= this.#ctx.compactAfterRows) this.#scheduleCompaction()
+  }
+
+  /** Applies stored updates one by one, so that one unreadable row cannot keep the room from loading. */
+  #applyStored (updates: readonly Uint8Array[], origin: symbol): void {
+    this.doc.transact(() => {
+      for (const update of updates) {
+        try {
+          Y.applyUpdate(this.doc, update)
+        } catch (error) {
+          this.#ctx.log.error({ room: this.name, err: error }, 'skipped a stored update that cannot be applied')
+        }
+      }
+    }, origin)
+  }
+
+  /** Re-reads storage after the bus lost messages; what is new reaches local peers as a normal update. */
+  async reload (): Promise<void> {
+    try {
+      const stored = await this.#ctx.storage.load(this.name)
+      if (!this.#destroyed) this.#applyStored(stored.updates, ORIGIN_BUS)
+    } catch (error) {
+      this.#ctx.log.error({ room: this.name, err: error }, 'reload after a bus gap failed')
+    }
+  }
+
+  /** Adds a peer: it receives sync step 1 and every known awareness state. Call after `loaded`. */
+  join (peer: Peer): void {
+    this.peers.set(peer, new Set())
+    peer.send(protocol.encodeSyncStep1(Y.encodeStateVector(this.doc)))
+    if (this.awareness.states.size > 0) {
+      peer.send(protocol.encodeAwareness(
+        awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.states.keys()])))
+    }
+  }
+
+  /** Removes a peer and the awareness states it announced, telling everyone else. */
+  leave (peer: Peer): void {
+    const ids = this.peers.get(peer)
+    if (ids === undefined) return
+    this.peers.delete(peer)
+    if (ids.size > 0) awarenessProtocol.removeAwarenessStates(this.awareness, [...ids], ORIGIN_CLOSE)
+  }
+
+  /** Handles one decoded message from a joined peer. Throws SyncError for input the peer must be closed for. */
+  receive (peer: Peer, message: protocol.Message): void {
+    switch (message.type) {
+      case 'sync-step1': {
+        let update: Uint8Array
+        try {
+          update = Y.encodeStateAsUpdate(this.doc, message.stateVector)
+        } catch {
+          throw new SyncError('BAD_MESSAGE', 'sync step 1 carries an unreadable state vector')
+        }
+        peer.send(protocol.encodeSyncStep2(update))
+        return
+      }
+      case 'sync-step2':
+      case 'sync-update':
+        if (!peer.canWrite) {
+          if (!isEmptyUpdate(message.update)) peer.send(protocol.encodePermissionDenied('read-only access'))
+          return
+        }
+        this.submit(message.update, peer)
+        return
+      case 'awareness':
+        try {
+          awarenessProtocol.applyAwarenessUpdate(this.awareness, message.update, peer)
+        } catch {
+          throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
+        }
+        return
+      case 'query-awareness':
+        peer.send(protocol.encodeAwareness(
+          awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.states.keys()])))
+        return
+      case 'auth':
+        return
+    }
+  }
+
+  /**
+   * Queues an update for the next group commit; it is applied and broadcast once stored. `done` is
+   * called after that, or with the error if the commit failed. Throws BAD_UPDATE for an undecodable update.
+   */
+  submit (update: Uint8Array, from: Peer | null, done: ((error?: Error) => void) | null = null): void {
+    if (isEmptyUpdate(update)) {
+      done?.()
+      return
+    }
+    validateUpdate(update)
+    // Views into a socket's receive buffer must not outlive the message handler.
+    this.#pending.push({ update: update.slice(), from, applied: false, done })
+    this.#ctx.commits.schedule(this)
+  }
+
+  /** `submit` as a promise: resolves once the update is stored and visible. */
+  submitAndWait (update: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.submit(update, null, (error) => error === undefined ? resolve() : reject(error))
+    })
+  }
+
+  /** Called by the group committer: the updates to store now. */
+  takePending (): PendingUpdate[] {
+    const batch = this.#pending
+    this.#pending = []
+    this.#inflight += batch.length
+    return batch
+  }
+
+  /** Called by the group committer once `batch` is stored. */
+  committed (batch: readonly PendingUpdate[]): void {
+    this.#inflight -= batch.length
+    this.#logRows += batch.length
+    if (!this.#destroyed) {
+      const fresh = batch.filter((item) => !item.applied)
+      if (fresh.length > 0) this.#applyStored(fresh.map((item) => item.update), ORIGIN_COMMITTED)
+      for (const item of batch) if (item.applied) this.#publishUpdate(item.update)
+    }
+    for (const item of batch) item.done?.()
+    if (this.#logRows >= this.#ctx.compactAfterRows) this.#scheduleCompaction()
+    this.#settle()
+  }
+
+  /** Called by the group committer when storing `batch` failed: nothing of it was applied or sent. */
+  commitFailed (batch: readonly PendingUpdate[], error: Error): void {
+    this.#inflight -= batch.length
+    const senders = new Set<Peer>()
+    for (const item of batch) {
+      if (item.from !== null) senders.add(item.from)
+      if (item.applied) this.#pending.push(item)
+      item.done?.(new SyncError('STORAGE_UNAVAILABLE', error.message))
+    }
+    // The senders still hold their edits: closed, they reconnect and send them again in sync step 2.
+    for (const peer of senders) {
+      const failure = new SyncError('STORAGE_UNAVAILABLE')
+      peer.close(failure.closeCode, failure.message)
+    }
+    if (this.#pending.length > 0) setTimeout(() => this.#ctx.commits.schedule(this), 1000).unref()
+    this.#settle()
+  }
+
+  /** Resolves when every update submitted so far is committed (or failed). */
+  flushed (): Promise<void> {
+    if (this.#pending.length === 0 && this.#inflight === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#flushWaiters.push(resolve))
+  }
+
+  #settle (): void {
+    if (this.#pending.length > 0 || this.#inflight > 0) return
+    const waiters = this.#flushWaiters
+    this.#flushWaiters = []
+    for (const resolve of waiters) resolve()
+  }
+
+  /** Calls `listener` after every update or awareness change that reached local peers. */
+  observe (listener: (event: RoomEvent) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  #onDocUpdate = (update: Uint8Array, origin: unknown): void => {
+    if (origin === ORIGIN_LOAD) return
+    if (origin === ORIGIN_COMMITTED || origin === ORIGIN_BUS) {
+      this.#broadcast(protocol.encodeSyncUpdate(update), 'update')
+      if (origin === ORIGIN_COMMITTED) this.#publish({ kind: 'update', data: update })
+      return
+    }
+    // A server-side edit (embedding API): it is in the document already; store it, then send it.
+    this.#pending.push({ update, from: null, applied: true, done: null })
+    this.#ctx.commits.schedule(this)
+  }
+
+  #publishUpdate (update: Uint8Array): void {
+    this.#broadcast(protocol.encodeSyncUpdate(update), 'update')
+    this.#publish({ kind: 'update', data: update })
+  }
+
+  #onAwarenessUpdate = (
+    { added, updated, removed }: { added: number[], updated: number[], removed: number[] },
+    origin: unknown,
+  ): void => {
+    const ids = origin !== null && typeof origin === 'object' ? this.peers.get(origin as Peer) : undefined
+    if (ids !== undefined) {
+      for (const id of added) ids.add(id)
+      for (const id of removed) ids.delete(id)
+    }
+    const changed = added.concat(updated, removed)
+    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
+    this.#broadcast(protocol.encodeAwareness(update), 'awareness')
+    // Other instances time states out themselves, and never re-publish what came from the bus.
+    if (ids !== undefined || origin === ORIGIN_CLOSE) this.#publish({ kind: 'awareness', data: update })
+  }
+
+  #onBusMessage (message: BusMessage): void {
+    if (this.#destroyed) return
+    if (this.#busBacklog !== null) {
+      this.#busBacklog.push(message)
+      return
+    }
+    try {
+      if (message.kind === 'update') Y.applyUpdate(this.doc, message.data, ORIGIN_BUS)
+      else awarenessProtocol.applyAwarenessUpdate(this.awareness, message.data, ORIGIN_BUS)
+    } catch (error) {
+      this.#ctx.log.error({ room: this.name, err: error }, `ignored a bus ${message.kind} that cannot be applied`)
+    }
+  }
+
+  #broadcast (frame: Uint8Array, event: RoomEvent): void {
+    for (const peer of this.peers.keys()) peer.send(frame)
+    for (const listener of this.#listeners) listener(event)
+  }
+
+  #publish (message: BusMessage): void {
+    const bus = this.#ctx.bus
+    if (bus === null) return
+    bus.publish(this.name, message).catch((error: unknown) => {
+      this.#ctx.log.warn({ room: this.name, err: error }, 'bus publish failed; other instances catch up from storage')
+    })
+  }
+
+  #scheduleCompaction (): void {
+    if (this.#compacting) return
+    this.#compacting = true
+    setImmediate(() => { void this.compact() })
+  }
+
+  /** Merges the room's log into its snapshot. Safe to run at any time, on any instance. */
+  async compact (): Promise<void> {
+    this.#compacting = true
+    try {
+      const rows = this.#logRows
+      await this.#ctx.storage.compact(this.name)
+      this.#logRows = Math.max(0, this.#logRows - rows)
+    } catch (error) {
+      this.#ctx.log.warn({ room: this.name, err: error }, 'compaction failed; will retry later')
+    } finally {
+      this.#compacting = false
+    }
+  }
+
+  /** Waits for pending commits, compacts, and frees the document. The room must have no peers. */
+  async close (): Promise<void> {
+    await this.loaded.catch(() => {})
+    await this.flushed()
+    if (this.#logRows > 0) await this.compact()
+    this.destroy()
+  }
+
+  /** Frees the room at once, without waiting for anything. */
+  destroy (): void {
+    if (this.#destroyed) return
+    this.#destroyed = true
+    this.#listeners.clear()
+    void this.#subscription?.close().catch(() => {})
+    this.awareness.destroy()
+    this.doc.destroy()
+  }
+}

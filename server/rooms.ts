@@ -1,0 +1,94 @@
+import type { Logger } from 'pino'
+import { Room, type RoomContext } from './room.js'
+
+export interface RoomsOptions {
+  /** How long a room with no holders stays loaded before it is flushed, compacted and freed. */
+  readonly idleMs: number
+}
+
+/**
+ * Every loaded room, by name. `acquire` creates a room synchronously, so two clients joining a cold room
+ * at the same moment share one document and one load. A room whose last holder left unloads after a grace
+ * period; a room acquired while an older copy is still unloading waits for that unload to finish before
+ * it reads storage, so it sees everything the old copy committed.
+ */
+export class Rooms {
+  readonly #ctx: RoomContext
+  readonly #options: RoomsOptions
+  readonly #log: Logger
+  readonly #rooms = new Map<string, Room>()
+  readonly #unloading = new Map<string, Promise<void>>()
+
+  constructor (ctx: RoomContext, options: RoomsOptions) {
+    this.#ctx = ctx
+    this.#options = options
+    this.#log = ctx.log
+  }
+
+  get size (): number {
+    return this.#rooms.size
+  }
+
+  get (name: string): Room | undefined {
+    return this.#rooms.get(name)
+  }
+
+  names (): IterableIterator<string> {
+    return this.#rooms.keys()
+  }
+
+  /** Gets or creates the room and holds it in memory until `release`. */
+  acquire (name: string): Room {
+    let room = this.#rooms.get(name)
+    if (room === undefined) {
+      room = new Room(name, this.#ctx, this.#unloading.get(name))
+      this.#rooms.set(name, room)
+      const created = room
+      created.loaded.catch((error: unknown) => {
+        this.#log.error({ room: name, err: error }, 'room failed to load')
+        // Forget it so that the next join tries again.
+        if (this.#rooms.get(name) === created) this.#rooms.delete(name)
+        created.destroy()
+      })
+    }
+    room.holds++
+    if (room.idleTimer !== null) {
+      clearTimeout(room.idleTimer)
+      room.idleTimer = null
+    }
+    return room
+  }
+
+  release (room: Room): void {
+    room.holds--
+    if (room.holds > 0 || this.#rooms.get(room.name) !== room) return
+    room.idleTimer = setTimeout(() => {
+      room.idleTimer = null
+      if (room.holds === 0) void this.unload(room)
+    }, this.#options.idleMs)
+    room.idleTimer.unref()
+  }
+
+  async unload (room: Room): Promise<void> {
+    if (this.#rooms.get(room.name) !== room) return
+    this.#rooms.delete(room.name)
+    const previous = this.#unloading.get(room.name) ?? Promise.resolve()
+    const done = previous.then(() => room.close()).catch((error: unknown) => {
+      this.#log.error({ room: room.name, err: error }, 'room failed to unload cleanly')
+      room.destroy()
+    })
+    this.#unloading.set(room.name, done)
+    await done
+    if (this.#unloading.get(room.name) === done) this.#unloading.delete(room.name)
+  }
+
+  /** Unloads every room (after flushing each). */
+  async closeAll (): Promise<void> {
+    const rooms = [...this.#rooms.values()]
+    for (const room of rooms) {
+      if (room.idleTimer !== null) clearTimeout(room.idleTimer)
+    }
+    await Promise.all(rooms.map((room) => this.unload(room)))
+    await Promise.all(this.#unloading.values())
+  }
+}

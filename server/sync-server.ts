@@ -1,0 +1,224 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import type * as Y from 'yjs'
+import type { Bus } from './bus/bus.js'
+import { GroupCommitter } from './committer.js'
+import { createLogger, type Logger } from './log.js'
+import type { Room } from './room.js'
+import { Rooms } from './rooms.js'
+import { MemoryStorage } from './storage/memory.js'
+import type { Storage } from './storage/storage.js'
+import { healthRoutes, sendText, staticRoutes, type RequestHandler } from './transport/http.js'
+import { WebSocketTransport, type Authorize } from './transport/websocket.js'
+
+export interface SyncServerOptions {
+  /** Where documents live. Default: in memory (nothing survives the process). */
+  readonly storage?: Storage
+  /** Connects instances that serve the same rooms. Default: none (a single instance). */
+  readonly bus?: Bus | null
+  /** Decides who may open a room. Default: everyone may write everywhere. */
+  readonly authorize?: Authorize
+  readonly logger?: Logger
+  /** Path prefix of WebSocket URLs; the room is the rest of the path. Default `/`. */
+  readonly prefix?: string
+  /** Largest frame accepted; a larger one closes the socket with 1009. Default 16 MiB. */
+  readonly maxMessageBytes?: number
+  /** Default 30 s. */
+  readonly pingIntervalMs?: number
+  /** Default 10 s. */
+  readonly roomIdleMs?: number
+  /** Close each socket with 4000 after this age (plus up to 10 % jitter). Default: never. */
+  readonly maxConnectionAgeMs?: number | null
+  /** On `drain`, spread socket closes over this long. Default 3 s. */
+  readonly shutdownSpreadMs?: number
+  /** Compact a room's log once it has this many rows. Default 500. */
+  readonly compactAfterRows?: number
+  /** Folder of the built web editor, served at `/`. Default: none. */
+  readonly webRoot?: string | null
+}
+
+/** A room held open for server-side use: it stays loaded until `release`. */
+export interface RoomHandle {
+  readonly name: string
+  /** Edit it in `doc.transact(...)`: the change is stored, then sent to every client. */
+  readonly doc: Y.Doc
+  /** Resolves when every change made so far is stored and sent. */
+  flushed (): Promise<void>
+  release (): void
+}
+
+const positive = (name: string, value: number | undefined, fallback: number, min = 1): number => {
+  const result = value ?? fallback
+  if (!Number.isFinite(result) || result < min) throw new RangeError(`${name} must be a number >= ${min}, got ${String(value)}`)
+  return result
+}
+
+/**
+ * A sync server: rooms, their storage, and the transports that reach them. Create as many as you like in
+ * one process; each owns only what it was given. Attach it to an existing `http.Server`, or let it listen.
+ */
+export class SyncServer {
+  readonly log: Logger
+  readonly storage: Storage
+  readonly rooms: Rooms
+  readonly #committer: GroupCommitter
+  readonly #ws: WebSocketTransport
+  readonly #routes: RequestHandler[]
+  readonly #shutdownSpreadMs: number
+  #state: 'running' | 'draining' | 'closed' = 'running'
+  #httpServer: Server | null = null
+
+  constructor (options: SyncServerOptions = {}) {
+    const prefix = options.prefix ?? '/'
+    if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new TypeError(`prefix must start and end with "/", got "${prefix}"`)
+    this.log = options.logger ?? createLogger('info')
+    this.storage = options.storage ?? new MemoryStorage()
+    this.#committer = new GroupCommitter(this.storage, this.log)
+    this.rooms = new Rooms({
+      storage: this.storage,
+      commits: this.#committer,
+      bus: options.bus ?? null,
+      log: this.log,
+      compactAfterRows: positive('compactAfterRows', options.compactAfterRows, 500),
+    }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0) })
+    this.#shutdownSpreadMs = positive('shutdownSpreadMs', options.shutdownSpreadMs, 3000, 0)
+    const maxAge = options.maxConnectionAgeMs ?? null
+    if (maxAge !== null) positive('maxConnectionAgeMs', maxAge, 0, 1)
+    this.#ws = new WebSocketTransport({
+      rooms: this.rooms,
+      log: this.log,
+      authorize: options.authorize ?? (() => ({ mode: 'write' })),
+      prefix,
+      maxMessageBytes: positive('maxMessageBytes', options.maxMessageBytes, 16 * 1024 * 1024, 1024),
+      pingIntervalMs: positive('pingIntervalMs', options.pingIntervalMs, 30_000, 10),
+      maxConnectionAgeMs: maxAge,
+    })
+    this.#routes = [
+      healthRoutes({ accepting: () => this.#state === 'running', checkStorage: () => this.storage.check() }),
+    ]
+    if (options.webRoot != null) this.#routes.push(staticRoutes(options.webRoot))
+  }
+
+  /** Open WebSocket connections. */
+  get connections (): number {
+    return this.#ws.connections
+  }
+
+  /** Whether the server takes new clients (false once draining). */
+  get accepting (): boolean {
+    return this.#state === 'running'
+  }
+
+  /** Takes over an HTTP upgrade request (`server.on('upgrade', ...)`). */
+  handleUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#ws.handleUpgrade(request, socket, head)
+  }
+
+  /** Answers a request this server owns (health, static editor); resolves false for anything else. */
+  async handleRequest (request: IncomingMessage, response: ServerResponse): Promise<boolean> {
+    for (const route of this.#routes) {
+      if (await route(request, response)) return true
+    }
+    return false
+  }
+
+  /** Serves upgrades (and, with `requests`, the server's HTTP routes) of an existing HTTP server. */
+  attach (server: Server, { requests = false }: { requests?: boolean } = {}): void {
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(request, socket, head))
+    if (requests) server.on('request', (request: IncomingMessage, response: ServerResponse) => this.#serve(request, response))
+  }
+
+  /** Creates an HTTP server for this sync server alone and listens on it. */
+  async listen (port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
+    const server = this.#httpServer = createServer()
+    this.attach(server, { requests: true })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => { server.off('error', reject); resolve() })
+    })
+    return server.address() as AddressInfo
+  }
+
+  #serve (request: IncomingMessage, response: ServerResponse): void {
+    this.handleRequest(request, response).then((handled) => {
+      if (!handled) sendText(response, 404, 'not found')
+    }, (error: unknown) => {
+      this.log.error({ err: error, url: request.url }, 'request failed')
+      if (!response.headersSent) sendText(response, 500, 'internal error')
+      else response.destroy()
+    })
+  }
+
+  /** Loads a room (if needed) and holds it for server-side reads and writes until `release`. */
+  async openRoom (name: string): Promise<RoomHandle> {
+    const room = this.rooms.acquire(name)
+    try {
+      await room.loaded
+    } catch (error) {
+      this.rooms.release(room)
+      throw error
+    }
+    let released = false
+    return {
+      name,
+      doc: room.doc,
+      flushed: () => room.flushed(),
+      release: () => {
+        if (released) return
+        released = true
+        this.rooms.release(room)
+      },
+    }
+  }
+
+  /** Runs `change` on the room's document in one transaction and resolves once it is stored and sent. */
+  async transact<T> (name: string, change: (doc: Y.Doc) => T): Promise<T> {
+    const handle = await this.openRoom(name)
+    try {
+      let result!: T
+      handle.doc.transact(() => { result = change(handle.doc) })
+      await handle.flushed()
+      return result
+    } finally {
+      handle.release()
+    }
+  }
+
+  /** The loaded room of that name, if any (for transports and metrics). */
+  loadedRoom (name: string): Room | undefined {
+    return this.rooms.get(name)
+  }
+
+  /**
+   * Graceful shutdown, step one: readiness fails and upgrades are refused, pending commits finish, and
+   * sockets close with 1012 spread over `shutdownSpreadMs` so clients reconnect elsewhere, not in one wave.
+   * Nothing here is needed for durability: every update a client has seen is committed already.
+   */
+  async drain (): Promise<void> {
+    if (this.#state !== 'running') return
+    this.#state = 'draining'
+    this.#ws.stopAccepting()
+    await this.#committer.idle()
+    await this.#ws.closeAll(1012, 'server restarting', this.#shutdownSpreadMs)
+  }
+
+  /** Closes everything: sockets, rooms (flushed and compacted), storage, and the HTTP server if it made one. */
+  async close (): Promise<void> {
+    if (this.#state === 'closed') return
+    this.#state = 'closed'
+    this.#ws.stopAccepting()
+    this.#ws.close()
+    await this.#committer.idle()
+    await this.rooms.closeAll()
+    await this.#committer.idle()
+    const server = this.#httpServer
+    if (server !== null) {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
+
+/** Creates a sync server; see SyncServerOptions. */
+export const createSyncServer = (options: SyncServerOptions = {}): SyncServer => new SyncServer(options)

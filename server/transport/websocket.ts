@@ -1,0 +1,231 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocket, WebSocketServer, type RawData } from 'ws'
+import type { Logger } from 'pino'
+import { closeReason, SyncError } from '../errors.js'
+import type { Peer } from '../peer.js'
+import { decodeMessage, encodePermissionDenied, ProtocolError } from '../protocol.js'
+import type { Room } from '../room.js'
+import type { Rooms } from '../rooms.js'
+
+export interface Access {
+  /** `read`: receives everything, may change nothing. */
+  readonly mode: 'read' | 'write'
+}
+
+/** Decides who may open `room`. Throw a SyncError (UNAUTHENTICATED, FORBIDDEN, ...) to refuse. */
+export type Authorize = (request: IncomingMessage, room: string) => Access | Promise<Access>
+
+export interface WebSocketOptions {
+  readonly rooms: Rooms
+  readonly log: Logger
+  readonly authorize: Authorize
+  /** The room is the URL path after this prefix, query string excluded, not decoded (as the reference server). */
+  readonly prefix: string
+  readonly maxMessageBytes: number
+  readonly pingIntervalMs: number
+  readonly maxConnectionAgeMs: number | null
+  readonly onClose?: (code: number) => void
+}
+
+interface Connection {
+  readonly ws: WebSocket
+  readonly peer: Peer
+  alive: boolean
+}
+
+/**
+ * Serves rooms over WebSocket, one socket per peer. Each socket's frames are handled one at a time, in
+ * order; frames that arrive before the room has loaded wait for it. A frame that breaks the protocol
+ * closes its own socket with a documented code and never reaches the room.
+ */
+export class WebSocketTransport {
+  readonly #options: WebSocketOptions
+  readonly #wss: WebSocketServer
+  readonly #connections = new Set<Connection>()
+  readonly #heartbeat: NodeJS.Timeout
+  #accepting = true
+  #nextId = 0
+
+  constructor (options: WebSocketOptions) {
+    this.#options = options
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false })
+    this.#heartbeat = setInterval(() => this.#ping(), options.pingIntervalMs)
+    this.#heartbeat.unref()
+  }
+
+  get connections (): number {
+    return this.#connections.size
+  }
+
+  /** The room named by a request URL, or null when the URL is not under the prefix. */
+  roomOf (url: string | undefined): string | null {
+    const path = (url ?? '/').split('?')[0]!
+    if (!path.startsWith(this.#options.prefix)) return null
+    return path.slice(this.#options.prefix.length)
+  }
+
+  handleUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', (error) => this.#options.log.debug({ err: error }, 'upgrade socket error'))
+    if (!this.#accepting) {
+      refuseUpgrade(socket, 503, 'server restarting')
+      return
+    }
+    const name = this.roomOf(request.url)
+    if (name === null) {
+      refuseUpgrade(socket, 404, 'not found')
+      return
+    }
+    Promise.resolve()
+      .then(() => this.#options.authorize(request, name))
+      .then((access) => {
+        if (!this.#accepting) return refuseUpgrade(socket, 503, 'server restarting')
+        this.#wss.handleUpgrade(request, socket, head, (ws) => this.#accept(ws, request, name, access))
+      }, (error: unknown) => {
+        const refusal = error instanceof SyncError ? error : new SyncError('INTERNAL')
+        if (!(error instanceof SyncError)) this.#options.log.error({ err: error, room: name }, 'authorize threw')
+        // Upgrade, say why, and close with a code the stock client treats as final: a plain HTTP 401
+        // carries no close code, and the client would retry it forever.
+        this.#wss.handleUpgrade(request, socket, head, (ws) => {
+          ws.send(encodePermissionDenied(refusal.message))
+          ws.close(refusal.closeCode, closeReason(refusal.message))
+          this.#options.onClose?.(refusal.closeCode)
+        })
+      })
+  }
+
+  #accept (ws: WebSocket, request: IncomingMessage, name: string, access: Access): void {
+    const { rooms, log } = this.#options
+    const id = ++this.#nextId
+    const address = request.socket.remoteAddress ?? '?'
+    let closed = false
+    let joined = false
+    let backlog: Uint8Array[] = []
+    let ageTimer: NodeJS.Timeout | null = null
+
+    const peer: Peer = {
+      canWrite: access.mode === 'write',
+      label: `ws#${id} ${address}`,
+      send: (frame) => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(frame, { binary: true })
+      },
+      close: (code, reason) => {
+        if (closed) return
+        closed = true
+        ws.close(code, closeReason(reason))
+      },
+    }
+    const connection: Connection = { ws, peer, alive: true }
+    this.#connections.add(connection)
+    const room: Room = rooms.acquire(name)
+
+    const fail = (error: unknown): void => {
+      const failure = error instanceof SyncError
+        ? error
+        : error instanceof ProtocolError ? new SyncError('BAD_MESSAGE', error.message) : new SyncError('INTERNAL')
+      if (failure.code === 'INTERNAL') log.error({ err: error, room: name, peer: peer.label }, 'closing a connection after an internal error')
+      else log.warn({ room: name, peer: peer.label, code: failure.code, detail: failure.message }, 'closing a connection that sent bad input')
+      peer.close(failure.closeCode, failure.message)
+    }
+
+    const handle = (frame: Uint8Array): void => {
+      if (closed) return
+      try {
+        room.receive(peer, decodeMessage(frame))
+      } catch (error) {
+        fail(error)
+      }
+    }
+
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (closed) return
+      if (!isBinary) return fail(new SyncError('BAD_MESSAGE', 'text frames are not part of the protocol'))
+      const frame = toBytes(data)
+      if (joined) handle(frame)
+      else backlog.push(frame)
+    })
+    ws.on('pong', () => { connection.alive = true })
+    ws.on('error', (error) => log.warn({ err: error, room: name, peer: peer.label }, 'socket error'))
+    ws.on('close', (code) => {
+      closed = true
+      this.#connections.delete(connection)
+      if (ageTimer !== null) clearTimeout(ageTimer)
+      if (joined) room.leave(peer)
+      rooms.release(room)
+      this.#options.onClose?.(code)
+    })
+
+    room.loaded.then(() => {
+      if (closed) return
+      room.join(peer)
+      joined = true
+      const frames = backlog
+      backlog = []
+      for (const frame of frames) handle(frame)
+    }, () => {
+      fail(new SyncError('STORAGE_UNAVAILABLE', 'the room could not be loaded'))
+    })
+
+    const maxAge = this.#options.maxConnectionAgeMs
+    if (maxAge !== null) {
+      // Jitter spreads the reconnects of sockets opened together (after a restart) over time.
+      ageTimer = setTimeout(() => {
+        const limit = new SyncError('CONNECTION_AGE')
+        peer.close(limit.closeCode, limit.message)
+      }, maxAge + Math.random() * maxAge * 0.1)
+      ageTimer.unref()
+    }
+  }
+
+  #ping (): void {
+    for (const connection of this.#connections) {
+      if (!connection.alive) {
+        this.#options.log.debug({ peer: connection.peer.label }, 'terminating a socket that missed a pong')
+        connection.ws.terminate()
+        continue
+      }
+      connection.alive = false
+      connection.ws.ping()
+    }
+  }
+
+  /** Refuses new upgrades from now on. */
+  stopAccepting (): void {
+    this.#accepting = false
+  }
+
+  /** Closes every socket with `code`, spread evenly over `spreadMs`; resolves when all are closed. */
+  async closeAll (code: number, reason: string, spreadMs: number): Promise<void> {
+    const connections = [...this.#connections]
+    const closedAll = connections.map((connection) => new Promise<void>((resolve) => {
+      if (connection.ws.readyState === WebSocket.CLOSED) return resolve()
+      connection.ws.once('close', () => resolve())
+    }))
+    connections.forEach((connection, i) => {
+      const delay = connections.length > 1 ? (spreadMs * i) / (connections.length - 1) : 0
+      setTimeout(() => connection.peer.close(code, reason), delay).unref()
+    })
+    // A peer that does not answer the close handshake is cut after a grace period.
+    const deadline = setTimeout(() => { for (const c of connections) c.ws.terminate() }, spreadMs + 2000)
+    deadline.unref()
+    await Promise.all(closedAll)
+    clearTimeout(deadline)
+  }
+
+  close (): void {
+    clearInterval(this.#heartbeat)
+    for (const connection of this.#connections) connection.ws.terminate()
+    this.#wss.close()
+  }
+}
+
+const toBytes = (data: RawData): Uint8Array => {
+  if (Array.isArray(data)) return Buffer.concat(data)
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  return data
+}
+
+const refuseUpgrade = (socket: Duplex, status: number, text: string): void => {
+  const body = `${text}\n`
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+}

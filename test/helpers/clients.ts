@@ -1,0 +1,45 @@
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { waitFor } from './wait.js'
+
+/** A stock y-websocket client (the provider browsers use), on Node's `ws`. */
+export interface Client {
+  readonly doc: Y.Doc
+  readonly provider: WebsocketProvider
+  readonly text: Y.Text
+  destroy (): void
+}
+
+export const connectClient = (url: string, room: string, options: { params?: Record<string, string>, connect?: boolean } = {}): Client => {
+  const doc = new Y.Doc()
+  const provider = new WebsocketProvider(url, room, doc, {
+    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+    params: options.params ?? {},
+    connect: options.connect ?? true,
+    disableBc: true,
+  })
+  return {
+    doc,
+    provider,
+    text: doc.getText('text'),
+    destroy: () => {
+      provider.destroy()
+      doc.destroy()
+    },
+  }
+}
+
+/** Waits until the client has finished its first sync with the server. */
+export const synced = (client: Client, timeoutMs = 10_000): Promise<boolean> =>
+  waitFor(() => client.provider.synced, { timeoutMs, message: 'client sync' })
+
+/** Waits until every client's text equals the first one's (and `expected`, if given); returns it. */
+export const converged = async (clients: readonly Client[], { expected, timeoutMs = 10_000 }: { expected?: string, timeoutMs?: number } = {}): Promise<string> => {
+  await waitFor(() => {
+    const first = clients[0]!.text.toString()
+    if (expected !== undefined && first !== expected) return false
+    return clients.every((c) => c.text.toString() === first)
+  }, { timeoutMs, message: `convergence of ${clients.length} clients (texts: ${clients.map((c) => JSON.stringify(c.text.toString().slice(0, 40))).join(', ')})` })
+  return clients[0]!.text.toString()
+}
