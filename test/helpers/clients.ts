@@ -3,6 +3,9 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { waitFor } from './wait.js'
 
+// Every stock provider adds a process 'exit' listener in Node; tests open hundreds of them.
+process.setMaxListeners(0)
+
 /** A stock y-websocket client (the provider browsers use), on Node's `ws`. */
 export interface Client {
   readonly doc: Y.Doc

@@ -1,0 +1,25 @@
+import { createLogger } from '../../server/log.js'
+import { SyncServer, type SyncServerOptions } from '../../server/sync-server.js'
+
+/** An in-process sync server on a free port. */
+export interface TestServer {
+  readonly server: SyncServer
+  readonly port: number
+  /** `ws://127.0.0.1:<port>` */
+  readonly url: string
+  /** `http://127.0.0.1:<port>` */
+  readonly http: string
+  close (): Promise<void>
+}
+
+export const startServer = async (options: SyncServerOptions = {}): Promise<TestServer> => {
+  const server = new SyncServer({ logger: createLogger(process.env.TEST_LOG_LEVEL as never ?? 'silent'), ...options })
+  const { port } = await server.listen(0, '127.0.0.1')
+  return {
+    server,
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    http: `http://127.0.0.1:${port}`,
+    close: () => server.close(),
+  }
+}
