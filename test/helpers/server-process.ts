@@ -20,7 +20,8 @@ export interface ServerProcess {
 
 export const startServerProcess = async (env: Record<string, string>, { port = 0 }: { port?: number } = {}): Promise<ServerProcess> => {
   const child = spawn(process.execPath, [main], {
-    env: { ...process.env, LOG_LEVEL: 'info', HOST: '127.0.0.1', ...env, PORT: String(port) },
+    // At least info: the "listening" line is how we learn the port.
+    env: { ...process.env, HOST: '127.0.0.1', ...env, LOG_LEVEL: env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? env.LOG_LEVEL : 'info', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const logs: Array<Record<string, unknown>> = []
