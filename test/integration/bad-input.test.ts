@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
+import * as protocol from '../../server/protocol.js'
+import { MemoryStorage } from '../../server/storage/memory.js'
+import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
+import { openRaw } from '../helpers/raw-socket.js'
+import { startServer, type TestServer } from '../helpers/server.js'
+import { rng } from '../helpers/tokens.js'
+import { waitFor } from '../helpers/wait.js'
+
+const frame = (...parts: Array<(e: encoding.Encoder) => void>): Uint8Array => {
+  const e = encoding.createEncoder()
+  for (const p of parts) p(e)
+  return encoding.toUint8Array(e)
+}
+
+describe('bad input', () => {
+  let server: TestServer
+  const storage = new MemoryStorage()
+  const clients: Client[] = []
+  let a: Client
+  let b: Client
+  let round = 0
+
+  before(async () => {
+    server = await startServer({ storage, maxMessageBytes: 16 * 1024 * 1024 })
+    a = connectClient(server.url, 'victim')
+    b = connectClient(server.url, 'victim')
+    clients.push(a, b)
+    await Promise.all([synced(a), synced(b)])
+  })
+  after(async () => {
+    for (const c of clients) c.destroy()
+    await server.close()
+  })
+
+  /** After each attack: the server answers health checks and the good peers still sync both ways. */
+  const stillHealthy = async (): Promise<void> => {
+    assert.equal((await fetch(`${server.http}/healthz`)).status, 200)
+    round++
+    a.text.insert(a.text.length, `a${round};`)
+    b.text.insert(b.text.length, `b${round};`)
+    const text = await converged([a, b])
+    assert.ok(text.includes(`a${round};`) && text.includes(`b${round};`))
+  }
+
+  const attack = async (name: string, frames: Uint8Array[], expectedCode: number): Promise<void> => {
+    const raw = await openRaw(server.url, 'victim')
+    for (const f of frames) raw.send(f)
+    const { code, reason } = await raw.closed
+    assert.equal(code, expectedCode, `${name}: closed with ${code} "${reason}"`)
+    await stillHealthy()
+  }
+
+  it('closes a socket that sends random bytes with 4400', async () => {
+    const random = rng(1)
+    for (let i = 0; i < 20; i++) {
+      const bytes = Uint8Array.from({ length: 1 + Math.floor(random() * 64) }, () => Math.floor(random() * 256))
+      // A random frame can happen to be valid (e.g. a query-awareness); those are not what this test is about.
+      let valid = true
+      try { protocol.decodeMessage(bytes) } catch { valid = false }
+      if (valid) continue
+      const raw = await openRaw(server.url, 'victim')
+      raw.send(bytes)
+      const { code } = await raw.closed
+      assert.ok(code === 4400 || code === 4422, `random frame ${Buffer.from(bytes).toString('hex')} closed with ${code}`)
+    }
+    await stillHealthy()
+  })
+
+  it('closes a socket that sends a truncated varint with 4400', async () => {
+    await attack('truncated varint', [Uint8Array.of(0x80)], 4400)
+    await attack('truncated length', [Uint8Array.of(0, 2, 0xff)], 4400)
+  })
+
+  it('closes a socket that sends an unknown message type with 4400', async () => {
+    await attack('unknown type', [Uint8Array.of(42, 1, 2, 3)], 4400)
+    await attack('unknown sync type', [Uint8Array.of(0, 9, 0)], 4400)
+  })
+
+  it('closes a socket that sends a text frame with 4400', async () => {
+    const raw = await openRaw(server.url, 'victim')
+    raw.ws.send('hello')
+    assert.equal((await raw.closed).code, 4400)
+    await stillHealthy()
+  })
+
+  it('closes a socket that sends an update Yjs cannot decode with 4422, and stores nothing of it', async () => {
+    await server.server.loadedRoom('victim')!.flushed()
+    const before = (await storage.load('victim')).updates.length
+    const garbage = frame((e) => { encoding.writeVarUint(e, 0); encoding.writeVarUint(e, 2); encoding.writeVarUint8Array(e, Uint8Array.of(5, 200, 3, 7, 7, 7)) })
+    const raw = await openRaw(server.url, 'victim')
+    raw.send(garbage)
+    assert.equal((await raw.closed).code, 4422)
+    await server.server.loadedRoom('victim')!.flushed()
+    assert.equal((await storage.load('victim')).updates.length, before, 'nothing was stored')
+    await stillHealthy()
+  })
+
+  it('closes a socket that sends an unreadable state vector or awareness update with 4400', async () => {
+    await attack('bad state vector', [frame((e) => { encoding.writeVarUint(e, 0); encoding.writeVarUint(e, 0); encoding.writeVarUint8Array(e, Uint8Array.of(3, 0x80)) })], 4400)
+    await attack('bad awareness', [frame((e) => { encoding.writeVarUint(e, 1); encoding.writeVarUint8Array(e, Uint8Array.of(1, 5, 1, 3, 0x7b, 0x7b, 0x7b)) })], 4400)
+  })
+
+  it('closes a socket that sends a 20 MB frame with 1009', async () => {
+    await attack('20 MB frame', [protocol.encodeSyncUpdate(randomBytes(20 * 1024 * 1024))], 1009)
+  })
+
+  it('handles 10,000 tiny frames from one socket in order and stays responsive', async () => {
+    const raw = await openRaw(server.url, 'victim')
+    await waitFor(() => raw.frames.length >= 1, { message: 'sync step 1' })
+    const query = protocol.encodeQueryAwareness()
+    for (let i = 0; i < 10_000; i++) raw.send(query)
+    await waitFor(() => raw.frames.length >= 10_001, { timeoutMs: 30_000, message: '10,000 answers' })
+    raw.ws.close()
+    await stillHealthy()
+  })
+
+  it('still loads the stored document after all of it', async () => {
+    const text = a.text.toString()
+    const fresh = new MemoryStorage()
+    await fresh.append((await storage.load('victim')).updates.map((update) => ({ room: 'victim', update })))
+    const second = await startServer({ storage: fresh })
+    const c = connectClient(second.url, 'victim')
+    try {
+      await synced(c)
+      assert.equal(c.text.toString(), text)
+    } finally {
+      c.destroy()
+      await second.close()
+    }
+  })
+})
