@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { ConfigError, helpText, KEYS, parseConfig } from '../../server/config.js'
+
+describe('config', () => {
+  it('has the documented defaults', () => {
+    const config = parseConfig({})
+    assert.equal(config.port, 8080)
+    assert.equal(config.host, '0.0.0.0')
+    assert.ok(config.dataDir.endsWith('/data'))
+    assert.equal(config.databaseUrl, null)
+    assert.equal(config.redisUrl, null)
+    assert.equal(config.maxConnectionAgeMs, null)
+    assert.equal(config.maxMessageBytes, 16 * 1024 * 1024)
+    assert.equal(config.demo, false)
+  })
+
+  it('reads the environment, and flags win over it', () => {
+    const config = parseConfig({ PORT: '9000', MAX_CONNECTION_AGE_MS: '3300000' }, ['--port', '9001', '--demo', '--log-level=debug'])
+    assert.equal(config.port, 9001)
+    assert.equal(config.maxConnectionAgeMs, 3_300_000)
+    assert.equal(config.demo, true)
+    assert.equal(config.logLevel, 'debug')
+  })
+
+  for (const [env, argv, key] of [
+    [{ PORT: 'eighty' }, [], 'PORT'],
+    [{ PORT: '70000' }, [], 'PORT'],
+    [{ MAX_CONNECTION_AGE_MS: '-5' }, [], 'MAX_CONNECTION_AGE_MS'],
+    [{ DATABASE_URL: 'mysql://x' }, [], 'DATABASE_URL'],
+    [{ REDIS_URL: 'not a url' }, [], 'REDIS_URL'],
+    [{ LOG_LEVEL: 'loud' }, [], 'LOG_LEVEL'],
+    [{ DEMO: 'maybe' }, [], 'DEMO'],
+    [{ AUTH_SECRET: 'short' }, [], 'AUTH_SECRET'],
+    [{}, ['--port'], '--port'],
+    [{}, ['--no-such-flag'], '--no-such-flag'],
+  ] as const) {
+    it(`rejects ${JSON.stringify(env)} ${argv.join(' ')} with an error naming ${key}`, () => {
+      assert.throws(() => parseConfig(env, argv), (error: Error) => error instanceof ConfigError && error.message.includes(key))
+    })
+  }
+
+  it('lists every option in --help', () => {
+    const help = helpText()
+    for (const key of Object.values(KEYS)) {
+      assert.ok(help.includes(key.flag) && help.includes(key.env), `help mentions ${key.env}`)
+    }
+  })
+})
