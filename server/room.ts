@@ -42,13 +42,39 @@ export type RoomEvent = 'update' | 'awareness'
 const isEmptyUpdate = (update: Uint8Array): boolean =>
   update.length === 2 && update[0] === 0 && update[1] === 0
 
-/** Throws BAD_UPDATE unless Yjs can decode `update` completely. Nothing is applied. */
-export const validateUpdate = (update: Uint8Array): void => {
+type DecodedUpdate = ReturnType<typeof Y.decodeUpdate>
+
+/** Decodes `update` completely, or throws BAD_UPDATE. Nothing is applied. */
+export const validateUpdate = (update: Uint8Array): DecodedUpdate => {
   try {
-    Y.decodeUpdate(update)
+    return Y.decodeUpdate(update)
   } catch (error) {
     throw new SyncError('BAD_UPDATE', `update cannot be decoded: ${(error as Error).message}`)
   }
+}
+
+/**
+ * Whether `doc` already holds everything in `update`: every struct and every deletion. A reconnecting
+ * client's sync step 2 is usually such an update (it always carries the whole delete set), and storing
+ * it on every reconnect would grow the log for nothing.
+ */
+export const addsNothing = (doc: Y.Doc, { structs, ds }: DecodedUpdate): boolean => {
+  for (const struct of structs) {
+    if (struct instanceof Y.Skip) continue
+    if (struct.id.clock + struct.length > Y.getState(doc.store, struct.id.client)) return false
+  }
+  for (const [client, ranges] of ds.clients) {
+    const known = doc.store.clients.get(client)
+    if (known === undefined) return false
+    const state = Y.getState(doc.store, client)
+    for (const { clock, len } of ranges) {
+      if (clock + len > state) return false
+      for (let i = Y.findIndexSS(known, clock); i < known.length && known[i]!.id.clock < clock + len; i++) {
+        if (!known[i]!.deleted) return false
+      }
+    }
+  }
+  return true
 }
 
 /**
@@ -200,7 +226,10 @@ export class Room {
       done?.()
       return
     }
-    validateUpdate(update)
+    if (addsNothing(this.doc, validateUpdate(update))) {
+      done?.()
+      return
+    }
     // Views into a socket's receive buffer must not outlive the message handler.
     this.#pending.push({ update: update.slice(), from, applied: false, done })
     this.#ctx.commits.schedule(this)
