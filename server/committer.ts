@@ -12,14 +12,25 @@ export class GroupCommitter implements CommitQueue {
   readonly #storage: Storage
   readonly #log: Logger
   readonly #onCommit: (durationMs: number, updates: number, error: Error | null) => void
+  readonly #onApplied: (room: Room, durationMs: number) => void
   #scheduled = new Set<Room>()
   #timer: NodeJS.Immediate | null = null
   #running: Promise<void> | null = null
 
-  constructor (storage: Storage, log: Logger, onCommit: (durationMs: number, updates: number, error: Error | null) => void = () => {}) {
+  /**
+   * `onCommit` hears of every storage commit; `onApplied` of every room whose committed batch was then
+   * applied and sent (metrics, webhooks). Both run on the commit path: they must be cheap and not throw.
+   */
+  constructor (
+    storage: Storage,
+    log: Logger,
+    onCommit: (durationMs: number, updates: number, error: Error | null) => void = () => {},
+    onApplied: (room: Room, durationMs: number) => void = () => {},
+  ) {
     this.#storage = storage
     this.#log = log
     this.#onCommit = onCommit
+    this.#onApplied = onApplied
   }
 
   schedule (room: Room): void {
@@ -65,8 +76,11 @@ export class GroupCommitter implements CommitQueue {
       const room = rooms[i]!
       const batch = batches[i]!
       try {
-        if (failure === null) room.committed(batch)
-        else room.commitFailed(batch, failure)
+        if (failure === null) {
+          const applying = performance.now()
+          room.committed(batch)
+          this.#onApplied(room, performance.now() - applying)
+        } else room.commitFailed(batch, failure)
       } catch (error) {
         this.#log.error({ err: error, room: room.name }, 'applying committed updates failed')
       }

@@ -17,6 +17,11 @@ export interface Bus {
 export interface BusMessage {
   readonly kind: 'update' | 'awareness'
   readonly data: Uint8Array
+  /**
+   * When it was published (ms since the epoch), if the bus knows (a Redis stream id starts with it).
+   * Set on delivery; used only for the bus lag metric.
+   */
+  readonly sentAt?: number
 }
 
 export interface BusHandler {

@@ -2,7 +2,8 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import type { Logger } from 'pino'
-import { closeReason, SyncError } from '../errors.js'
+import { closeReason, SyncError, type ErrorCode } from '../errors.js'
+import type { TrafficCounters } from '../metrics.js'
 import type { Peer } from '../peer.js'
 import { decodeMessage, encodePermissionDenied, ProtocolError } from '../protocol.js'
 import type { Room } from '../room.js'
@@ -26,6 +27,10 @@ export interface WebSocketOptions {
   readonly pingIntervalMs: number
   readonly maxConnectionAgeMs: number | null
   readonly onClose?: (code: number) => void
+  /** Hears of every error answered to a client (metrics). */
+  readonly onError?: (code: ErrorCode) => void
+  /** Frames and bytes in and out, added to as they pass (metrics). */
+  readonly counters?: TrafficCounters
 }
 
 interface Connection {
@@ -86,6 +91,7 @@ export class WebSocketTransport {
         if (!(error instanceof SyncError)) this.#options.log.error({ err: error, room: name }, 'authorize threw')
         // Upgrade, say why, and close with a code the stock client treats as final: a plain HTTP 401
         // carries no close code, and the client would retry it forever.
+        this.#options.onError?.(refusal.code)
         this.#wss.handleUpgrade(request, socket, head, (ws) => {
           ws.send(encodePermissionDenied(refusal.message))
           ws.close(refusal.closeCode, closeReason(refusal.message))
@@ -102,12 +108,15 @@ export class WebSocketTransport {
     let joined = false
     let backlog: Uint8Array[] = []
     let ageTimer: NodeJS.Timeout | null = null
+    const counters = this.#options.counters
 
     const peer: Peer = {
       canWrite: access.mode === 'write',
       label: `ws#${id} ${address}`,
       send: (frame) => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(frame, { binary: true })
+        if (ws.readyState !== WebSocket.OPEN) return
+        ws.send(frame, { binary: true })
+        if (counters !== undefined) { counters.messagesOut++; counters.bytesOut += frame.length }
       },
       close: (code, reason) => {
         if (closed) return
@@ -125,6 +134,7 @@ export class WebSocketTransport {
         : error instanceof ProtocolError ? new SyncError('BAD_MESSAGE', error.message) : new SyncError('INTERNAL')
       if (failure.code === 'INTERNAL') log.error({ err: error, room: name, peer: peer.label }, 'closing a connection after an internal error')
       else log.warn({ room: name, peer: peer.label, code: failure.code, detail: failure.message }, 'closing a connection that sent bad input')
+      this.#options.onError?.(failure.code)
       peer.close(failure.closeCode, failure.message)
     }
 
@@ -141,6 +151,7 @@ export class WebSocketTransport {
       if (closed) return
       if (!isBinary) return fail(new SyncError('BAD_MESSAGE', 'text frames are not part of the protocol'))
       const frame = toBytes(data)
+      if (counters !== undefined) { counters.messagesIn++; counters.bytesIn += frame.length }
       if (joined) handle(frame)
       else backlog.push(frame)
     })

@@ -1,0 +1,188 @@
+/**
+ * Prometheus metrics of one SyncServer, in its own registry (never prom-client's global one: several
+ * servers may share a process, and each must report only its own).
+ *
+ * The hot path only adds to plain numbers (`TrafficCounters`); prom-client reads them when `/metrics` is
+ * scraped. Per-event prom-client calls are kept to rare events (a commit batch, a close, an error).
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Bus, BusMessage } from './bus/bus.js'
+import type { ErrorCode } from './errors.js'
+import { pathOf, sendText, type RequestHandler } from './transport/http.js'
+
+/** What a transport counts per frame: additions, nothing else. */
+export interface TrafficCounters {
+  messagesIn: number
+  bytesIn: number
+  messagesOut: number
+  bytesOut: number
+}
+
+interface TransportEntry {
+  readonly counters: TrafficCounters
+  readonly connections: () => number
+}
+
+export interface MetricsOptions {
+  /** Loaded rooms, read at scrape time. */
+  readonly rooms: () => number
+  /** Also report Node's process metrics (CPU, memory, event loop lag, GC). Default true. */
+  readonly processMetrics?: boolean
+}
+
+const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export class Metrics {
+  readonly registry = new Registry()
+  readonly #transports = new Map<string, TransportEntry>()
+  readonly #commit: Histogram
+  readonly #commitFailures: Counter
+  readonly #apply: Histogram
+  readonly #busLag: Histogram
+  readonly #closes: Counter<'code'>
+  readonly #errors: Counter<'code'>
+
+  constructor (options: MetricsOptions) {
+    const registers = [this.registry]
+    const transports = this.#transports
+    new Gauge({
+      name: 'yjs_relay_connections',
+      help: 'Open client connections, by transport',
+      labelNames: ['transport'],
+      registers,
+      collect () {
+        this.reset()
+        for (const [transport, entry] of transports) this.set({ transport }, entry.connections())
+      },
+    })
+    new Gauge({
+      name: 'yjs_relay_rooms_loaded',
+      help: 'Rooms held in memory by this instance',
+      registers,
+      collect () { this.set(options.rooms()) },
+    })
+    const traffic = (name: string, help: string, pick: (c: TrafficCounters, direction: 'in' | 'out') => number): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ['transport', 'direction'],
+        registers,
+        collect () {
+          this.reset()
+          for (const [transport, entry] of transports) {
+            this.inc({ transport, direction: 'in' }, pick(entry.counters, 'in'))
+            this.inc({ transport, direction: 'out' }, pick(entry.counters, 'out'))
+          }
+        },
+      })
+    }
+    traffic('yjs_relay_messages_total', 'Protocol messages received (in) and sent (out), by transport',
+      (c, d) => d === 'in' ? c.messagesIn : c.messagesOut)
+    traffic('yjs_relay_bytes_total', 'Protocol bytes received (in) and sent (out), by transport',
+      (c, d) => d === 'in' ? c.bytesIn : c.bytesOut)
+    this.#commit = new Histogram({
+      name: 'yjs_relay_storage_commit_seconds',
+      help: 'Time to commit one group-commit batch to storage',
+      buckets: SECONDS,
+      registers,
+    })
+    this.#commitFailures = new Counter({
+      name: 'yjs_relay_storage_commit_failures_total',
+      help: 'Group commits that storage refused',
+      registers,
+    })
+    this.#apply = new Histogram({
+      name: 'yjs_relay_update_apply_seconds',
+      help: 'Time to apply a committed batch to a room document and send it to its peers',
+      buckets: SECONDS,
+      registers,
+    })
+    this.#busLag = new Histogram({
+      name: 'yjs_relay_bus_lag_seconds',
+      help: 'Time from publish on another instance to delivery here (when the bus knows the publish time)',
+      buckets: SECONDS,
+      registers,
+    })
+    this.#closes = new Counter({
+      name: 'yjs_relay_closes_total',
+      help: 'Closed client connections, by close code',
+      labelNames: ['code'],
+      registers,
+    })
+    this.#errors = new Counter({
+      name: 'yjs_relay_errors_total',
+      help: 'Errors answered to clients (close or HTTP status), by error code (see README)',
+      labelNames: ['code'],
+      registers,
+    })
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'yjs_relay_' })
+  }
+
+  /** Registers a transport; it adds to the returned counters as frames pass. */
+  transport (name: string, connections: () => number): TrafficCounters {
+    if (this.#transports.has(name)) throw new RangeError(`transport "${name}" is registered already`)
+    const counters: TrafficCounters = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 }
+    this.#transports.set(name, { counters, connections })
+    return counters
+  }
+
+  /** The GroupCommitter's `onCommit`. */
+  readonly commit = (durationMs: number, _updates: number, error: Error | null): void => {
+    this.#commit.observe(durationMs / 1000)
+    if (error !== null) {
+      this.#commitFailures.inc()
+      this.#errors.inc({ code: 'STORAGE_UNAVAILABLE' })
+    }
+  }
+
+  /** The GroupCommitter's `onApplied`. */
+  readonly applied = (durationMs: number): void => {
+    this.#apply.observe(durationMs / 1000)
+  }
+
+  readonly closed = (code: number): void => {
+    this.#closes.inc({ code: String(code) })
+  }
+
+  readonly error = (code: ErrorCode): void => {
+    this.#errors.inc({ code })
+  }
+
+  readonly busLag = (ms: number): void => {
+    this.#busLag.observe(Math.max(0, ms) / 1000)
+  }
+
+  /** The Prometheus text exposition and its content type. */
+  async scrape (): Promise<{ contentType: string, body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+}
+
+/**
+ * Wraps a bus so that every delivered message that carries its publish time (`sentAt`) is measured. The
+ * wrapper adds one subtraction per message and changes nothing else.
+ */
+export const measureBus = (bus: Bus, lag: (ms: number) => void): Bus => ({
+  subscribe: (room, handler) => bus.subscribe(room, {
+    message: (message: BusMessage) => {
+      if (message.sentAt !== undefined) lag(Date.now() - message.sentAt)
+      handler.message(message)
+    },
+    gap: () => handler.gap(),
+  }),
+  publish: (room, message) => bus.publish(room, message),
+  close: () => bus.close(),
+})
+
+/** `GET /metrics`: the Prometheus text exposition. */
+export const metricsRoute = (metrics: Metrics): RequestHandler => async (request, response) => {
+  if (pathOf(request) !== '/metrics') return false
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    sendText(response, 405, 'method not allowed; use GET', { allow: 'GET' })
+    return true
+  }
+  const { contentType, body } = await metrics.scrape()
+  response.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' })
+  response.end(request.method === 'HEAD' ? undefined : body)
+  return true
+}
