@@ -13,6 +13,7 @@ export const ErrorCodes = {
   FORBIDDEN: { close: 4403, status: 403, text: 'forbidden' },
   BAD_ORIGIN: { close: 4403, status: 403, text: 'origin not allowed' },
   NOT_FOUND: { close: 4404, status: 404, text: 'not found' },
+  METHOD_NOT_ALLOWED: { close: 4405, status: 405, text: 'method not allowed' },
   MESSAGE_TOO_BIG: { close: 1009, status: 413, text: 'message too big' },
   RATE_LIMITED: { close: 4429, status: 429, text: 'too many messages' },
   SLOW_CONSUMER: { close: 4508, status: 503, text: 'too far behind; resync' },

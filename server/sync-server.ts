@@ -5,12 +5,15 @@ import type * as Y from 'yjs'
 import type { Bus } from './bus/bus.js'
 import { GroupCommitter } from './committer.js'
 import { createLogger, type Logger } from './log.js'
+import { measureBus, Metrics, metricsRoute } from './metrics.js'
 import type { Room } from './room.js'
 import { Rooms } from './rooms.js'
 import { MemoryStorage } from './storage/memory.js'
 import type { Storage } from './storage/storage.js'
+import { docApiRoutes } from './transport/doc-api.js'
 import { healthRoutes, sendText, staticRoutes, type RequestHandler } from './transport/http.js'
 import { WebSocketTransport, type Authorize } from './transport/websocket.js'
+import { Webhooks, type WebhookOptions } from './webhooks.js'
 
 export interface SyncServerOptions {
   /** Where documents live. Default: in memory (nothing survives the process). */
@@ -36,6 +39,14 @@ export interface SyncServerOptions {
   readonly compactAfterRows?: number
   /** Folder of the built web editor, served at `/`. Default: none. */
   readonly webRoot?: string | null
+  /** Serve `GET /metrics` (Prometheus text format). Default true. */
+  readonly metrics?: boolean
+  /** Also report Node's process metrics (CPU, memory, event loop, GC). Default false; the CLI turns it on. */
+  readonly processMetrics?: boolean
+  /** Serve the document API under `/api/docs/`. Default true. */
+  readonly docApi?: boolean
+  /** POST a signed notice to a URL when rooms change. Default: none. */
+  readonly webhook?: WebhookOptions | null
 }
 
 /** A room held open for server-side use: it stays loaded until `release`. */
@@ -62,6 +73,9 @@ export class SyncServer {
   readonly log: Logger
   readonly storage: Storage
   readonly rooms: Rooms
+  /** This server's metrics; `metrics.registry` is a prom-client Registry of its own. */
+  readonly metrics: Metrics
+  readonly #webhooks: Webhooks | null
   readonly #committer: GroupCommitter
   readonly #ws: WebSocketTransport
   readonly #routes: RequestHandler[]
@@ -74,11 +88,19 @@ export class SyncServer {
     if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new TypeError(`prefix must start and end with "/", got "${prefix}"`)
     this.log = options.logger ?? createLogger('info')
     this.storage = options.storage ?? new MemoryStorage()
-    this.#committer = new GroupCommitter(this.storage, this.log)
+    const metrics = this.metrics = new Metrics({ rooms: () => this.rooms.size, processMetrics: options.processMetrics ?? false })
+    const webhooks = this.#webhooks = options.webhook == null
+      ? null
+      : new Webhooks(options.webhook, { log: this.log, withDoc: (room, read) => this.#withDoc(room, read) })
+    this.#committer = new GroupCommitter(this.storage, this.log, metrics.commit, (room, durationMs) => {
+      metrics.applied(durationMs)
+      webhooks?.changed(room.name)
+    })
+    const bus = options.bus ?? null
     this.rooms = new Rooms({
       storage: this.storage,
       commits: this.#committer,
-      bus: options.bus ?? null,
+      bus: bus === null ? null : measureBus(bus, metrics.busLag),
       log: this.log,
       compactAfterRows: positive('compactAfterRows', options.compactAfterRows, 500),
     }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0) })
@@ -93,10 +115,24 @@ export class SyncServer {
       maxMessageBytes: positive('maxMessageBytes', options.maxMessageBytes, 16 * 1024 * 1024, 1024),
       pingIntervalMs: positive('pingIntervalMs', options.pingIntervalMs, 30_000, 10),
       maxConnectionAgeMs: maxAge,
+      counters: metrics.transport('websocket', () => this.#ws.connections),
+      onClose: metrics.closed,
+      onError: metrics.error,
     })
     this.#routes = [
       healthRoutes({ accepting: () => this.#state === 'running', checkStorage: () => this.storage.check() }),
     ]
+    if (options.metrics ?? true) this.#routes.push(metricsRoute(metrics))
+    if (options.docApi ?? true) {
+      this.#routes.push(docApiRoutes({
+        rooms: this.rooms,
+        storage: this.storage,
+        authorize: options.authorize ?? (() => ({ mode: 'write' })),
+        log: this.log,
+        maxBodyBytes: positive('maxMessageBytes', options.maxMessageBytes, 16 * 1024 * 1024, 1024),
+        onError: metrics.error,
+      }))
+    }
     if (options.webRoot != null) this.#routes.push(staticRoutes(options.webRoot))
   }
 
@@ -185,6 +221,15 @@ export class SyncServer {
     }
   }
 
+  async #withDoc<T> (name: string, read: (doc: Y.Doc) => T): Promise<T> {
+    const handle = await this.openRoom(name)
+    try {
+      return read(handle.doc)
+    } finally {
+      handle.release()
+    }
+  }
+
   /** The loaded room of that name, if any (for transports and metrics). */
   loadedRoom (name: string): Room | undefined {
     return this.rooms.get(name)
@@ -210,6 +255,7 @@ export class SyncServer {
     this.#ws.stopAccepting()
     this.#ws.close()
     await this.#committer.idle()
+    await this.#webhooks?.close()
     await this.rooms.closeAll()
     await this.#committer.idle()
     const server = this.#httpServer
