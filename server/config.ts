@@ -16,6 +16,10 @@ export interface Config {
   readonly roomIdleMs: number
   readonly shutdownSpreadMs: number
   readonly demo: boolean
+  readonly webhookUrl: string | null
+  readonly webhookSecret: string | null
+  readonly webhookTextFields: readonly string[]
+  readonly webhookDebounceMs: number
 }
 
 interface Key {
@@ -40,6 +44,10 @@ export const KEYS = {
   roomIdleMs: { env: 'ROOM_IDLE_MS', flag: '--room-idle-ms', help: 'unload a room this long after its last client left', fallback: '10000' },
   shutdownSpreadMs: { env: 'SHUTDOWN_SPREAD_MS', flag: '--shutdown-spread-ms', help: 'on SIGTERM, spread socket closes (1012) over this long', fallback: '3000' },
   demo: { env: 'DEMO', flag: '--demo', help: 'enable the reconnect demo endpoints (true/false)', fallback: 'false' },
+  webhookUrl: { env: 'WEBHOOK_URL', flag: '--webhook-url', help: 'http(s) URL: POST a signed notice when a room changes', fallback: null },
+  webhookSecret: { env: 'WEBHOOK_SECRET', flag: '--webhook-secret', help: 'HMAC-SHA256 key for the X-Signature-256 header of webhook POSTs', fallback: null },
+  webhookTextFields: { env: 'WEBHOOK_TEXT_FIELDS', flag: '--webhook-text-fields', help: 'comma-separated top-level types whose content goes into webhook POSTs', fallback: null },
+  webhookDebounceMs: { env: 'WEBHOOK_DEBOUNCE_MS', flag: '--webhook-debounce-ms', help: 'at most one webhook POST per room this often', fallback: '2000' },
 } as const satisfies Record<keyof Config, Key>
 
 /** A setting that cannot be used; the message names the key. */
@@ -109,6 +117,9 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
   if (secret !== null && secret.length < 16) throw new ConfigError('AUTH_SECRET (--auth-secret) must be at least 16 characters')
   const database = get('databaseUrl')
   const redis = get('redisUrl')
+  const webhook = get('webhookUrl')
+  const webhookSecret = get('webhookSecret')
+  if (webhookSecret !== null && webhook === null) throw new ConfigError('WEBHOOK_SECRET (--webhook-secret) is set but WEBHOOK_URL (--webhook-url) is not')
   return {
     port: integer(KEYS.port, get('port')!, 0, 65535),
     host: get('host')!,
@@ -123,6 +134,10 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     roomIdleMs: integer(KEYS.roomIdleMs, get('roomIdleMs')!, 0),
     shutdownSpreadMs: integer(KEYS.shutdownSpreadMs, get('shutdownSpreadMs')!, 0, 60_000),
     demo: boolean(KEYS.demo, get('demo')!),
+    webhookUrl: webhook === null ? null : url(KEYS.webhookUrl, webhook, ['http:', 'https:']),
+    webhookSecret,
+    webhookTextFields: (get('webhookTextFields') ?? '').split(',').map((name) => name.trim()).filter((name) => name !== ''),
+    webhookDebounceMs: integer(KEYS.webhookDebounceMs, get('webhookDebounceMs')!, 0),
   }
 }
 

@@ -49,6 +49,10 @@ const main = async (): Promise<void> => {
     maxConnectionAgeMs: config.maxConnectionAgeMs,
     shutdownSpreadMs: config.shutdownSpreadMs,
     webRoot: existsSync(webRoot) ? webRoot : null,
+    processMetrics: true,
+    webhook: config.webhookUrl === null
+      ? null
+      : { url: config.webhookUrl, secret: config.webhookSecret, textFields: config.webhookTextFields, debounceMs: config.webhookDebounceMs },
   })
   const address = await server.listen(config.port, config.host)
   log.info({ port: address.port, host: config.host }, `listening on http://${config.host}:${address.port}`)
