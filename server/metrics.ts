@@ -41,6 +41,7 @@ export class Metrics {
   readonly #busLag: Histogram
   readonly #closes: Counter<'code'>
   readonly #errors: Counter<'code'>
+  readonly #webhooks: Counter<'result'>
 
   constructor (options: MetricsOptions) {
     const registers = [this.registry]
@@ -115,6 +116,12 @@ export class Metrics {
       labelNames: ['code'],
       registers,
     })
+    this.#webhooks = new Counter({
+      name: 'yjs_relay_webhook_deliveries_total',
+      help: 'Webhook POSTs by outcome (ok, failed: gave up after retries or could not read the room)',
+      labelNames: ['result'],
+      registers,
+    })
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'yjs_relay_' })
   }
 
@@ -146,6 +153,10 @@ export class Metrics {
 
   readonly error = (code: ErrorCode): void => {
     this.#errors.inc({ code })
+  }
+
+  readonly webhook = (ok: boolean): void => {
+    this.#webhooks.inc({ result: ok ? 'ok' : 'failed' })
   }
 
   readonly busLag = (ms: number): void => {

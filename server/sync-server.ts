@@ -91,7 +91,7 @@ export class SyncServer {
     const metrics = this.metrics = new Metrics({ rooms: () => this.rooms.size, processMetrics: options.processMetrics ?? false })
     const webhooks = this.#webhooks = options.webhook == null
       ? null
-      : new Webhooks(options.webhook, { log: this.log, withDoc: (room, read) => this.#withDoc(room, read) })
+      : new Webhooks(options.webhook, { log: this.log, withDoc: (room, read) => this.#withDoc(room, read), onDelivery: metrics.webhook })
     this.#committer = new GroupCommitter(this.storage, this.log, metrics.commit, (room, durationMs) => {
       metrics.applied(durationMs)
       webhooks?.changed(room.name)

@@ -108,6 +108,8 @@ describe('webhooks', () => {
     const attempts = of('flaky')
     assert.equal(attempts.length, 3)
     assert.equal(new Set(attempts.map((a) => a.raw)).size, 1, 'every attempt carries the same body')
+    const { body } = await server.metrics.scrape()
+    assert.match(body, /yjs_relay_webhook_deliveries_total\{result="ok"\} [1-9]/)
   })
 
   it('does not retry a delivery the receiver refused with a 4xx', async () => {
