@@ -1,12 +1,17 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as Y from 'yjs'
 import { createLogger } from '../../server/log.js'
 import { SyncServer } from '../../server/sync-server.js'
 import { signBody, type WebhookPayload } from '../../server/webhooks.js'
 import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
+import { startServerProcess, type ServerProcess } from '../helpers/server-process.js'
 import { waitFor } from '../helpers/wait.js'
 
 interface Delivery {
@@ -133,5 +138,46 @@ describe('webhooks', () => {
     // The receiver holds each attempt for its 2 s timeout, three times: sync waiting on it would miss this deadline.
     b.text.insert(0, 'two ')
     await converged([a, b], { expected: 'two one', timeoutMs: 5000 })
+  })
+})
+
+describe('webhooks from the server program', () => {
+  it('are configured by WEBHOOK_* and fire for an update posted over HTTP', async () => {
+    const received: Array<{ signature: string | undefined, body: string }> = []
+    const receiver = createServer((request, response) => {
+      let body = ''
+      request.setEncoding('utf8').on('data', (chunk: string) => { body += chunk })
+      request.on('end', () => {
+        received.push({ signature: request.headers['x-signature-256'] as string | undefined, body })
+        response.writeHead(204).end()
+      })
+    })
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve))
+    const dataDir = await mkdtemp(join(tmpdir(), 'relay-webhook-'))
+    let server: ServerProcess | null = null
+    try {
+      server = await startServerProcess({
+        DATA_DIR: dataDir,
+        WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`,
+        WEBHOOK_SECRET: SECRET,
+        WEBHOOK_TEXT_FIELDS: 'text',
+        WEBHOOK_DEBOUNCE_MS: '100',
+      })
+      const doc = new Y.Doc()
+      doc.getText('text').insert(0, 'posted')
+      const posted = await fetch(`${server.http}/api/docs/from-http/update`, { method: 'POST', body: Y.encodeStateAsUpdate(doc) })
+      assert.equal(posted.status, 200)
+      await waitFor(() => received.length > 0, { timeoutMs: 10_000, message: 'the webhook POST' })
+      const { signature, body } = received[0]!
+      assert.equal(signature, signBody(SECRET, body))
+      const payload = JSON.parse(body) as WebhookPayload
+      assert.equal(payload.room, 'from-http')
+      assert.deepEqual(payload.text, { text: 'posted' })
+    } finally {
+      await server?.kill('SIGKILL')
+      receiver.closeAllConnections()
+      await new Promise<void>((resolve) => receiver.close(() => resolve()))
+      await rm(dataDir, { recursive: true, force: true })
+    }
   })
 })
