@@ -26,7 +26,7 @@ interface TransportEntry {
 export interface MetricsOptions {
   /** Loaded rooms, read at scrape time. */
   readonly rooms: () => number
-  /** Also report Node's process metrics (CPU, memory, event loop lag, GC). Default true. */
+  /** Also report Node's process metrics (CPU, memory, event loop lag, GC). Default false. */
   readonly processMetrics?: boolean
 }
 
@@ -122,7 +122,7 @@ export class Metrics {
       labelNames: ['result'],
       registers,
     })
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'yjs_relay_' })
+    if (options.processMetrics ?? false) collectDefaultMetrics({ register: this.registry, prefix: 'yjs_relay_' })
   }
 
   /** Registers a transport; it adds to the returned counters as frames pass. */
