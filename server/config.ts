@@ -7,7 +7,9 @@ export interface Config {
   readonly host: string
   readonly dataDir: string
   readonly databaseUrl: string | null
+  readonly databaseSchema: string
   readonly redisUrl: string | null
+  readonly redisPrefix: string
   readonly maxConnectionAgeMs: number | null
   readonly authSecret: string | null
   readonly logLevel: LogLevel
@@ -35,7 +37,9 @@ export const KEYS = {
   host: { env: 'HOST', flag: '--host', help: 'address to listen on', fallback: '0.0.0.0' },
   dataDir: { env: 'DATA_DIR', flag: '--data-dir', help: 'folder of the embedded SQLite database', fallback: './data' },
   databaseUrl: { env: 'DATABASE_URL', flag: '--database-url', help: 'postgres:// URL: store in Postgres instead of SQLite', fallback: null },
+  databaseSchema: { env: 'DATABASE_SCHEMA', flag: '--database-schema', help: 'Postgres schema of the tables (created on start)', fallback: 'public' },
   redisUrl: { env: 'REDIS_URL', flag: '--redis-url', help: 'redis:// URL: the bus between instances', fallback: null },
+  redisPrefix: { env: 'REDIS_PREFIX', flag: '--redis-prefix', help: 'prefix of the Redis stream keys (one stream per room)', fallback: 'yjs-relay:' },
   maxConnectionAgeMs: { env: 'MAX_CONNECTION_AGE_MS', flag: '--max-connection-age-ms', help: 'close sockets (code 4000) after this age plus up to 10% jitter; off when unset', fallback: null },
   authSecret: { env: 'AUTH_SECRET', flag: '--auth-secret', help: 'HS256 secret: require signed tokens', fallback: null },
   logLevel: { env: 'LOG_LEVEL', flag: '--log-level', help: LOG_LEVELS.join(', '), fallback: 'info' },
@@ -72,6 +76,11 @@ const url = (key: Key, raw: string, protocols: readonly string[]): string => {
   if (!protocols.includes(parsed.protocol)) {
     throw new ConfigError(`${key.env} (${key.flag}) must start with ${protocols.join(' or ')}, got "${parsed.protocol}"`)
   }
+  return raw
+}
+
+const identifier = (key: Key, raw: string): string => {
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(raw)) throw new ConfigError(`${key.env} (${key.flag}) must be letters, digits and "_" (at most 63), got "${raw}"`)
   return raw
 }
 
@@ -125,7 +134,9 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     host: get('host')!,
     dataDir: resolve(get('dataDir')!),
     databaseUrl: database === null ? null : url(KEYS.databaseUrl, database, ['postgres:', 'postgresql:']),
+    databaseSchema: identifier(KEYS.databaseSchema, get('databaseSchema')!),
     redisUrl: redis === null ? null : url(KEYS.redisUrl, redis, ['redis:', 'rediss:']),
+    redisPrefix: get('redisPrefix')!,
     maxConnectionAgeMs: age === null ? null : integer(KEYS.maxConnectionAgeMs, age, 100),
     authSecret: secret,
     logLevel: logLevel as LogLevel,

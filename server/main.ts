@@ -8,6 +8,9 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, helpText, parseConfig, type Config } from './config.js'
 import { createLogger, type Logger } from './log.js'
+import type { Bus } from './bus/bus.js'
+import { RedisBus } from './bus/redis.js'
+import { PostgresStorage } from './storage/postgres.js'
 import { SqliteStorage } from './storage/sqlite.js'
 import type { Storage } from './storage/storage.js'
 import { SyncServer } from './sync-server.js'
@@ -16,7 +19,9 @@ const here = dirname(fileURLToPath(import.meta.url))
 
 const openStorage = async (config: Config, log: Logger): Promise<Storage> => {
   if (config.databaseUrl !== null) {
-    throw new ConfigError('DATABASE_URL (--database-url): Postgres storage is not available in this build')
+    const url = new URL(config.databaseUrl)
+    log.info({ host: url.host, database: url.pathname.slice(1), schema: config.databaseSchema }, 'storage: Postgres')
+    return PostgresStorage.open({ url: config.databaseUrl, schema: config.databaseSchema, log })
   }
   const file = join(config.dataDir, 'rooms.sqlite')
   log.info({ file }, 'storage: SQLite')
@@ -39,9 +44,15 @@ const main = async (): Promise<void> => {
   }
   const log = createLogger(config.logLevel)
   const storage = await openStorage(config, log)
+  let bus: Bus | null = null
+  if (config.redisUrl !== null) {
+    log.info({ host: new URL(config.redisUrl).host, prefix: config.redisPrefix }, 'bus: Redis Streams')
+    bus = new RedisBus({ url: config.redisUrl, prefix: config.redisPrefix, log })
+  }
   const webRoot = join(here, '..', 'web')
   const server = new SyncServer({
     storage,
+    bus,
     logger: log,
     maxMessageBytes: config.maxMessageBytes,
     pingIntervalMs: config.pingIntervalMs,
@@ -64,6 +75,7 @@ const main = async (): Promise<void> => {
     log.info({ signal }, 'draining: readiness fails, sockets close with 1012')
     await server.drain()
     await server.close()
+    await bus?.close()
     await storage.close()
     log.info('stopped')
     process.exit(0)
