@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Bus, BusHandler, BusMessage, BusSubscription } from './bus.js'
+import { Presence } from './presence.js'
 
 export interface RedisBusOptions {
   /** `redis://` URL. */
@@ -12,6 +13,11 @@ export interface RedisBusOptions {
   readonly maxLen?: number
   /** Longest a blocking read waits before it is issued again. Default 5000 ms. */
   readonly blockMs?: number
+  /**
+   * Each instance refreshes a liveness key this often (it expires after three periods); the awareness
+   * states announced by an instance whose key expired are removed. Default 1000 ms.
+   */
+  readonly heartbeatMs?: number
   readonly log: Logger
 }
 
@@ -21,6 +27,7 @@ const KIND = { update: 'u', awareness: 'a', gap: 'g' } as const
 interface Stream {
   readonly key: string
   readonly handlers: Set<BusHandler>
+  readonly presence: Presence
   /** The id of the last entry delivered (or skipped); reading resumes after it. */
   lastId: string
 }
@@ -55,6 +62,12 @@ export class RedisBus implements Bus {
   readonly #prefix: string
   readonly #maxLen: number
   readonly #blockMs: number
+  readonly #heartbeatMs: number
+  readonly #heartbeat: NodeJS.Timeout
+  /** Instances whose liveness key was missing at the last check: gone if it is still missing at the next. */
+  #missing = new Set<string>()
+  /** No liveness verdicts before this time: after a Redis restart every key is gone until refreshed. */
+  #quietUntil = 0
   readonly #writer: Redis
   readonly #reader: Redis
   readonly #streams = new Map<string, Stream>()
@@ -75,6 +88,8 @@ export class RedisBus implements Bus {
     this.#prefix = options.prefix ?? 'yjs-relay:'
     this.#maxLen = options.maxLen ?? 1000
     this.#blockMs = options.blockMs ?? 5000
+    this.#heartbeatMs = options.heartbeatMs ?? 1000
+    if (!Number.isInteger(this.#heartbeatMs) || this.#heartbeatMs < 10) throw new RangeError(`heartbeatMs must be an integer >= 10, got ${this.#heartbeatMs}`)
     if (!Number.isInteger(this.#maxLen) || this.#maxLen < 10) throw new RangeError(`maxLen must be an integer >= 10, got ${this.#maxLen}`)
     if (!Number.isInteger(this.#blockMs) || this.#blockMs < 10) throw new RangeError(`blockMs must be an integer >= 10, got ${this.#blockMs}`)
     const common: RedisOptions = {
@@ -90,16 +105,23 @@ export class RedisBus implements Bus {
       connection.on('error', (error: Error) => this.#log.warn({ err: error, connection: name }, 'redis bus: connection error'))
     }
     this.#reader.on('close', () => { this.#suspect = true; this.#readerId = null })
-    this.#writer.on('ready', () => { void this.#announceGaps() })
+    this.#writer.on('ready', () => {
+      this.#quietUntil = Date.now() + 3 * this.#heartbeatMs
+      this.#missing.clear()
+      void this.#beat()
+      void this.#announceGaps()
+    })
+    this.#heartbeat = setInterval(() => { void this.#beat().then(() => this.#checkInstances()) }, this.#heartbeatMs)
+    this.#heartbeat.unref()
     this.#loop = this.#run()
   }
 
   async subscribe (room: string, handler: BusHandler): Promise<BusSubscription> {
     if (this.#closed) throw new Error('the bus is closed')
-    const key = this.#prefix + room
+    const key = this.#streamKey(room)
     let stream = this.#streams.get(key)
     if (stream === undefined) {
-      stream = { key, handlers: new Set(), lastId: await this.#tail(key) }
+      stream = { key, handlers: new Set(), presence: new Presence(), lastId: await this.#tail(key) }
       // Another subscribe for the same room may have finished while we waited.
       const existing = this.#streams.get(key)
       if (existing !== undefined) stream = existing
@@ -145,7 +167,7 @@ export class RedisBus implements Bus {
 
   async #add (room: string, kind: string, data: Buffer): Promise<void> {
     await this.#writerReady()
-    await this.#writer.xadd(this.#prefix + room, 'MAXLEN', '~', this.#maxLen, '*', 'i', this.instanceId, 'k', kind, 'd', data)
+    await this.#writer.xadd(this.#streamKey(room), 'MAXLEN', '~', this.#maxLen, '*', 'i', this.instanceId, 'k', kind, 'd', data)
   }
 
   async #announceGaps (): Promise<void> {
@@ -158,6 +180,44 @@ export class RedisBus implements Bus {
         return
       }
     }
+  }
+
+  #streamKey (room: string): string {
+    return `${this.#prefix}room:${room}`
+  }
+
+  #aliveKey (instance: string): string {
+    return `${this.#prefix}instance:${instance}`
+  }
+
+  async #beat (): Promise<void> {
+    if (this.#closed || this.#writer.status !== 'ready') return
+    await this.#writer.set(this.#aliveKey(this.instanceId), '1', 'PX', 3 * this.#heartbeatMs).catch(() => {})
+  }
+
+  /** Removes, in every room, the awareness states of instances whose liveness key expired. */
+  async #checkInstances (): Promise<void> {
+    if (this.#closed || this.#writer.status !== 'ready' || Date.now() < this.#quietUntil) return
+    const streams = [...this.#streams.values()]
+    const instances = [...new Set(streams.flatMap((stream) => [...stream.presence.instances()]))]
+    if (instances.length === 0) return
+    let alive: number[]
+    try {
+      alive = await Promise.all(instances.map((instance) => this.#writer.exists(this.#aliveKey(instance))))
+    } catch {
+      return
+    }
+    const missing = new Set(instances.filter((_, i) => alive[i] === 0))
+    for (const instance of missing) {
+      if (!this.#missing.has(instance)) continue
+      this.#log.info({ instance }, 'redis bus: an instance stopped without saying goodbye; removing its awareness states')
+      for (const stream of streams) {
+        const removal = stream.presence.removeInstance(instance)
+        if (removal !== null) this.#dispatch(stream, { kind: 'awareness', data: removal })
+      }
+      missing.delete(instance)
+    }
+    this.#missing = missing
   }
 
   #changed (): void {
@@ -244,6 +304,11 @@ export class RedisBus implements Bus {
       return
     }
     const message: BusMessage = { kind: kind === KIND.update ? 'update' : 'awareness', data: new Uint8Array(data) }
+    if (message.kind === 'awareness') stream.presence.record(instance, message.data)
+    this.#dispatch(stream, message)
+  }
+
+  #dispatch (stream: Stream, message: BusMessage): void {
     for (const handler of stream.handlers) {
       try {
         handler.message(message)
@@ -315,9 +380,12 @@ export class RedisBus implements Bus {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    clearInterval(this.#heartbeat)
     this.#wake?.()
     this.#reader.disconnect()
     await this.#loop.catch(() => {})
+    // A clean stop has closed its sockets and published their awareness removals already.
+    await this.#writer.del(this.#aliveKey(this.instanceId)).catch(() => {})
     await this.#writer.quit().catch(() => { this.#writer.disconnect() })
   }
 }

@@ -72,6 +72,14 @@ describe('three instances on one Postgres and one Redis, no session affinity', (
     const port = await proxy.listen()
     const writers = Array.from({ length: 6 }, () => connect(`ws://127.0.0.1:${port}`, room))
     await Promise.all(writers.map((c) => synced(c, 15_000)))
+    // A client with a cursor on the instance that will die, watched from another instance.
+    const doomed = connect(instances[1]!.url, room)
+    const watcher = connect(instances[0]!.url, room)
+    await Promise.all([synced(doomed), synced(watcher)])
+    doomed.provider.awareness.setLocalStateField('cursor', { anchor: 0, head: 0 })
+    await waitFor(() => watcher.provider.awareness.getStates().get(doomed.doc.clientID)?.cursor !== undefined,
+      { timeoutMs: 10_000, message: 'the cursor reaches the other instance' })
+    let killedAt = 0
     const perWriter = 40
     let killed = false
     await new Promise<void>((resolve) => {
@@ -81,6 +89,8 @@ describe('three instances on one Postgres and one Redis, no session affinity', (
         n++
         if (n === perWriter / 2 && !killed) {
           killed = true
+          killedAt = performance.now()
+          doomed.provider.shouldConnect = false
           void instances[1]!.kill('SIGKILL')
         }
         if (n === perWriter) {
@@ -98,6 +108,10 @@ describe('three instances on one Postgres and one Redis, no session affinity', (
     const probes = survivors.map((instance) => connect(instance.url, room))
     await converged([...probes, writers[0]!], { expected: text, timeoutMs: 20_000 })
     await waitFor(async () => (await stored(room)) === text, { timeoutMs: 10_000, message: 'Postgres holds the converged text' })
+    // Far sooner than y-protocols' 30 s timeout: the killed instance's liveness key expired.
+    await waitFor(() => !watcher.provider.awareness.getStates().has(doomed.doc.clientID),
+      { timeoutMs: 20_000, message: 'the cursor of a client of the killed instance disappears' })
+    console.log(`# awareness of a client of a SIGKILLed instance removed on the others after ${(performance.now() - killedAt).toFixed(0)} ms`)
   })
 })
 

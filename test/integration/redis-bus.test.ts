@@ -71,7 +71,7 @@ describe('Redis Streams bus', () => {
     await waitFor(() => onB.messages.length === 1, { message: 'first message' })
     // Another process writes 500 entries while this one is stalled (execFileSync blocks the event loop),
     // so b's reader falls far behind and the stream is trimmed past b's last id.
-    const lines = Array.from({ length: 500 }, (_, i) => `XADD bus-test:trim MAXLEN ~ 10 * i other k u d x${i}`).join('\n')
+    const lines = Array.from({ length: 500 }, (_, i) => `XADD bus-test:room:trim MAXLEN ~ 10 * i other k u d x${i}`).join('\n')
     execFileSync('redis-cli', ['-p', String(redis.port)], { input: lines + '\n', stdio: ['pipe', 'ignore', 'ignore'] })
     await waitFor(() => onB.gaps >= 1, { timeoutMs: 10_000, message: 'a gap reported' })
     const gaps = onB.gaps
@@ -94,7 +94,7 @@ describe('Redis Streams bus', () => {
     await waitFor(() => onB.gaps >= 1 && onA.gaps >= 1, { timeoutMs: 15_000, message: 'gaps reported after the restart' })
     const raw = new Redis(redis.url)
     try {
-      await waitFor(async () => (await raw.xrange('bus-test:restart', '-', '+')).some(([, fields]) => fields.includes('g')),
+      await waitFor(async () => (await raw.xrange('bus-test:room:restart', '-', '+')).some(([, fields]) => fields.includes('g')),
         { timeoutMs: 10_000, message: 'a gap entry for the publish that failed' })
     } finally {
       raw.disconnect()
