@@ -282,12 +282,13 @@ export class RedisBus implements Bus {
       if (entries.length >= count && await this.#trimmedAfter(stream)) this.#gap(stream)
       for (const [rawId, fields] of entries) {
         stream.lastId = rawId.toString('latin1')
-        this.#deliver(stream, fields)
+        this.#deliver(stream, fields, Number(stream.lastId.slice(0, stream.lastId.indexOf('-'))))
       }
     }
   }
 
-  #deliver (stream: Stream, fields: Buffer[]): void {
+  /** `sentAt`: the stream id's milliseconds, Redis's clock when the entry was added. */
+  #deliver (stream: Stream, fields: Buffer[], sentAt: number): void {
     let instance = ''
     let kind = ''
     let data: Buffer | undefined
@@ -303,7 +304,7 @@ export class RedisBus implements Bus {
       this.#log.warn({ key: stream.key }, 'redis bus: skipped a malformed stream entry')
       return
     }
-    const message: BusMessage = { kind: kind === KIND.update ? 'update' : 'awareness', data: new Uint8Array(data) }
+    const message: BusMessage = { kind: kind === KIND.update ? 'update' : 'awareness', data: new Uint8Array(data), sentAt }
     if (message.kind === 'awareness') stream.presence.record(instance, message.data)
     this.#dispatch(stream, message)
   }
