@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm run cluster`: three instances on one Postgres and one Redis, behind a round-robin proxy without
- * session affinity, so every reconnect may land on another instance. Open http://localhost:8080 in
- * several tabs and kill instances (their pids are printed) to watch clients move.
+ * session affinity, so every reconnect may land on another instance. Point y-websocket clients at
+ * ws://localhost:8080/<room> and kill instances (their pids are printed) to watch clients move.
  *
  * DATABASE_URL and REDIS_URL default to the local services; PORT (8080) is the proxy's, the instances
  * listen on the three ports after it. Ctrl-C stops everything.

@@ -271,9 +271,19 @@ export class RedisBus implements Bus {
     const streams = [...this.#streams.values()]
     const count = Math.min(this.#maxLen, 1000)
     this.#readingGeneration = this.#generation
-    const reply = await this.#reader.callBuffer('XREAD', 'COUNT', count, 'BLOCK', this.#blockMs, 'STREAMS',
-      ...streams.map((s) => s.key), ...streams.map((s) => s.lastId)) as XReadReply
-    this.#readingGeneration = -1
+    // A connection that died silently (no RST) would leave the read blocked forever: reconnect instead.
+    const watchdog = setTimeout(() => {
+      this.#log.warn('redis bus: a blocking read did not return in time; reconnecting')
+      this.#reader.disconnect(true)
+    }, this.#blockMs + 10_000)
+    let reply: XReadReply
+    try {
+      reply = await this.#reader.callBuffer('XREAD', 'COUNT', count, 'BLOCK', this.#blockMs, 'STREAMS',
+        ...streams.map((s) => s.key), ...streams.map((s) => s.lastId)) as XReadReply
+    } finally {
+      clearTimeout(watchdog)
+      this.#readingGeneration = -1
+    }
     if (reply === null) return
     for (const [rawKey, entries] of reply) {
       const stream = this.#streams.get(rawKey.toString('utf8'))
