@@ -118,6 +118,9 @@ describe('three instances when Redis or Postgres go away', () => {
     const text = await converged([...group, observer], { timeoutMs: 30_000 })
     console.log(`# service resumed and clients converged ${(performance.now() - back).toFixed(0)} ms after Postgres came back`)
     assertEachOnce(text, [...before, ...during])
+    // Postgres ended the pooled connections: pg reported it as 'error' on idle clients, and no process died.
+    assert.ok(instances.some((i) => i.logs.some((l) => String(l.message).startsWith('postgres: an idle connection failed'))))
+    for (const instance of instances) assert.equal(instance.child.exitCode, null)
     await waitFor(async () => await storedText(pg.url, schema, room) === text,
       { timeoutMs: 10_000, message: 'Postgres holds the converged text' })
   })
