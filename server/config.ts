@@ -17,6 +17,7 @@ export interface Config {
   readonly pingIntervalMs: number
   readonly roomIdleMs: number
   readonly shutdownSpreadMs: number
+  readonly maxHeldPolls: number
   readonly demo: boolean
   readonly webhookUrl: string | null
   readonly webhookSecret: string | null
@@ -47,6 +48,7 @@ export const KEYS = {
   pingIntervalMs: { env: 'PING_INTERVAL_MS', flag: '--ping-interval-ms', help: 'ping sockets this often; terminate one that missed the previous pong', fallback: '30000' },
   roomIdleMs: { env: 'ROOM_IDLE_MS', flag: '--room-idle-ms', help: 'unload a room this long after its last client left', fallback: '10000' },
   shutdownSpreadMs: { env: 'SHUTDOWN_SPREAD_MS', flag: '--shutdown-spread-ms', help: 'on SIGTERM, spread socket closes (1012) over this long', fallback: '3000' },
+  maxHeldPolls: { env: 'MAX_HELD_POLLS', flag: '--max-held-polls', help: 'long polls one instance holds at once; past it a poll is answered 503 with Retry-After', fallback: '2000' },
   demo: { env: 'DEMO', flag: '--demo', help: 'enable the reconnect demo endpoints (true/false)', fallback: 'false' },
   webhookUrl: { env: 'WEBHOOK_URL', flag: '--webhook-url', help: 'http(s) URL: POST a signed notice when a room changes', fallback: null },
   webhookSecret: { env: 'WEBHOOK_SECRET', flag: '--webhook-secret', help: 'HMAC-SHA256 key for the X-Signature-256 header of webhook POSTs', fallback: null },
@@ -144,6 +146,7 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     pingIntervalMs: integer(KEYS.pingIntervalMs, get('pingIntervalMs')!, 100),
     roomIdleMs: integer(KEYS.roomIdleMs, get('roomIdleMs')!, 0),
     shutdownSpreadMs: integer(KEYS.shutdownSpreadMs, get('shutdownSpreadMs')!, 0, 60_000),
+    maxHeldPolls: integer(KEYS.maxHeldPolls, get('maxHeldPolls')!, 1),
     demo: boolean(KEYS.demo, get('demo')!),
     webhookUrl: webhook === null ? null : url(KEYS.webhookUrl, webhook, ['http:', 'https:']),
     webhookSecret,

@@ -59,6 +59,7 @@ const main = async (): Promise<void> => {
     roomIdleMs: config.roomIdleMs,
     maxConnectionAgeMs: config.maxConnectionAgeMs,
     shutdownSpreadMs: config.shutdownSpreadMs,
+    maxHeldPolls: config.maxHeldPolls,
     webRoot: existsSync(webRoot) ? webRoot : null,
     processMetrics: true,
     webhook: config.webhookUrl === null

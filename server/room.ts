@@ -12,6 +12,8 @@ const ORIGIN_LOAD = Symbol('load')
 const ORIGIN_COMMITTED = Symbol('committed')
 const ORIGIN_BUS = Symbol('bus')
 const ORIGIN_CLOSE = 'close'
+/** Awareness from a client that is not a joined peer (a long-poll request): published like a peer's. */
+const ORIGIN_CLIENT = Symbol('client')
 
 /** An update waiting for its commit. */
 export interface PendingUpdate {
@@ -218,6 +220,20 @@ export class Room {
   }
 
   /**
+   * Applies an awareness update from a client that is not a joined peer (long-polling). It reaches local
+   * peers and other instances like a peer's; since no connection owns it, it is removed by the awareness
+   * timeout (30 s without renewal) on every instance rather than on a close. Throws BAD_MESSAGE if it
+   * cannot be decoded.
+   */
+  applyAwareness (update: Uint8Array): void {
+    try {
+      awarenessProtocol.applyAwarenessUpdate(this.awareness, update, ORIGIN_CLIENT)
+    } catch {
+      throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
+    }
+  }
+
+  /**
    * Queues an update for the next group commit; it is applied and broadcast once stored. `done` is
    * called after that, or with the error if the commit failed. Throws BAD_UPDATE for an undecodable update.
    */
@@ -331,7 +347,7 @@ export class Room {
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
     this.#broadcast(protocol.encodeAwareness(update), 'awareness')
     // Other instances time states out themselves, and never re-publish what came from the bus.
-    if (ids !== undefined || origin === ORIGIN_CLOSE) this.#publish({ kind: 'awareness', data: update })
+    if (ids !== undefined || origin === ORIGIN_CLOSE || origin === ORIGIN_CLIENT) this.#publish({ kind: 'awareness', data: update })
   }
 
   #onBusMessage (message: BusMessage): void {

@@ -12,6 +12,7 @@ import { MemoryStorage } from './storage/memory.js'
 import type { Storage } from './storage/storage.js'
 import { docApiRoutes } from './transport/doc-api.js'
 import { healthRoutes, sendText, staticRoutes, type RequestHandler } from './transport/http.js'
+import { LongPollTransport } from './transport/long-poll.js'
 import { WebSocketTransport, type Authorize } from './transport/websocket.js'
 import { Webhooks, type WebhookOptions } from './webhooks.js'
 
@@ -37,6 +38,12 @@ export interface SyncServerOptions {
   readonly shutdownSpreadMs?: number
   /** Compact a room's log once it has this many rows. Default 500. */
   readonly compactAfterRows?: number
+  /** Path prefix of the long-polling endpoints; the room is the rest of the path. Default `/poll/`. */
+  readonly pollPrefix?: string
+  /** How long a poll with nothing to answer is held open. Default 25 s. */
+  readonly pollHoldMs?: number
+  /** Polls held at once by this instance; past it, a poll that would be held is answered 503. Default 2000. */
+  readonly maxHeldPolls?: number
   /** Folder of the built web editor, served at `/`. Default: none. */
   readonly webRoot?: string | null
   /** Serve `GET /metrics` (Prometheus text format). Default true. */
@@ -78,6 +85,7 @@ export class SyncServer {
   readonly #webhooks: Webhooks | null
   readonly #committer: GroupCommitter
   readonly #ws: WebSocketTransport
+  readonly #poll: LongPollTransport
   readonly #routes: RequestHandler[]
   readonly #shutdownSpreadMs: number
   #state: 'running' | 'draining' | 'closed' = 'running'
@@ -107,20 +115,37 @@ export class SyncServer {
     this.#shutdownSpreadMs = positive('shutdownSpreadMs', options.shutdownSpreadMs, 3000, 0)
     const maxAge = options.maxConnectionAgeMs ?? null
     if (maxAge !== null) positive('maxConnectionAgeMs', maxAge, 0, 1)
+    // One authorize for every transport, so that whatever decides access decides it the same way for all.
+    const authorize: Authorize = options.authorize ?? (() => ({ mode: 'write' }))
+    const maxMessageBytes = positive('maxMessageBytes', options.maxMessageBytes, 16 * 1024 * 1024, 1024)
+    const pollPrefix = options.pollPrefix ?? '/poll/'
+    if (!pollPrefix.startsWith('/') || !pollPrefix.endsWith('/') || pollPrefix === '/') {
+      throw new TypeError(`pollPrefix must start and end with "/" and not be "/", got "${pollPrefix}"`)
+    }
     this.#ws = new WebSocketTransport({
       rooms: this.rooms,
       log: this.log,
-      authorize: options.authorize ?? (() => ({ mode: 'write' })),
+      authorize,
       prefix,
-      maxMessageBytes: positive('maxMessageBytes', options.maxMessageBytes, 16 * 1024 * 1024, 1024),
+      maxMessageBytes,
       pingIntervalMs: positive('pingIntervalMs', options.pingIntervalMs, 30_000, 10),
       maxConnectionAgeMs: maxAge,
       counters: metrics.transport('websocket', () => this.#ws.connections),
       onClose: metrics.closed,
       onError: metrics.error,
     })
+    this.#poll = new LongPollTransport({
+      rooms: this.rooms,
+      log: this.log,
+      authorize,
+      prefix: pollPrefix,
+      maxMessageBytes,
+      holdMs: positive('pollHoldMs', options.pollHoldMs, 25_000, 1),
+      maxHeldPolls: positive('maxHeldPolls', options.maxHeldPolls, 2000, 1),
+    })
     this.#routes = [
       healthRoutes({ accepting: () => this.#state === 'running', checkStorage: () => this.storage.check() }),
+      this.#poll.handle,
     ]
     if (options.metrics ?? true) this.#routes.push(metricsRoute(metrics))
     if (options.docApi ?? true) {
@@ -141,6 +166,11 @@ export class SyncServer {
     return this.#ws.connections
   }
 
+  /** Long polls held open now. */
+  get heldPolls (): number {
+    return this.#poll.heldPolls
+  }
+
   /** Whether the server takes new clients (false once draining). */
   get accepting (): boolean {
     return this.#state === 'running'
@@ -151,7 +181,7 @@ export class SyncServer {
     this.#ws.handleUpgrade(request, socket, head)
   }
 
-  /** Answers a request this server owns (health, static editor); resolves false for anything else. */
+  /** Answers a request this server owns (health, long-polling, static editor); resolves false for anything else. */
   async handleRequest (request: IncomingMessage, response: ServerResponse): Promise<boolean> {
     for (const route of this.#routes) {
       if (await route(request, response)) return true
@@ -244,6 +274,7 @@ export class SyncServer {
     if (this.#state !== 'running') return
     this.#state = 'draining'
     this.#ws.stopAccepting()
+    this.#poll.stopAccepting()
     await this.#committer.idle()
     await this.#ws.closeAll(1012, 'server restarting', this.#shutdownSpreadMs)
   }
@@ -254,6 +285,7 @@ export class SyncServer {
     this.#state = 'closed'
     this.#ws.stopAccepting()
     this.#ws.close()
+    this.#poll.close()
     await this.#committer.idle()
     await this.#webhooks?.close()
     await this.rooms.closeAll()

@@ -1,0 +1,341 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import * as awarenessProtocol from 'y-protocols/awareness'
+import * as Y from 'yjs'
+import { SyncError } from '../errors.js'
+import * as protocol from '../protocol.js'
+import { validateUpdate, type Room } from '../room.js'
+import type { Rooms } from '../rooms.js'
+import { pathOf, type RequestHandler } from './http.js'
+import {
+  awarenessToSend, clientLacks, decodeFrames, decodePollRequest, encodeFrames, PollWireError,
+  validateAwarenessUpdate, type PollRequest,
+} from './long-poll-wire.js'
+import type { Access, Authorize } from './websocket.js'
+
+export interface LongPollOptions {
+  readonly rooms: Rooms
+  readonly log: Logger
+  /** The same function the WebSocket transport asks: one decision for both. */
+  readonly authorize: Authorize
+  /** Requests under this path are ours; the room is the rest of the path, query excluded, not decoded. */
+  readonly prefix: string
+  /** Largest request body; a larger one is answered 413. */
+  readonly maxMessageBytes: number
+  /** How long a poll is held when there is nothing to answer. */
+  readonly holdMs: number
+  /** Polls held at once by this instance; past it a poll that would be held is answered 503. */
+  readonly maxHeldPolls: number
+}
+
+interface HeldPoll {
+  readonly request: PollRequest
+  finish (frames: readonly Uint8Array[]): void
+}
+
+/** One room's held polls, and its snapshot cached until the document changes. */
+interface RoomWatch {
+  readonly room: Room
+  readonly polls: Set<HeldPoll>
+  snapshot: Y.Snapshot | null
+  users: number
+  scheduled: boolean
+  stop: () => void
+}
+
+/**
+ * Serves rooms over HTTP long-polling (see `long-poll-wire.ts` for the format). Nothing about a client
+ * stays on the instance between requests: each poll says what the client has, each send carries frames,
+ * so a client's requests may land on any instance. A poll with nothing to answer is held until the room
+ * changes (a local edit, or one from another instance through the bus) or `holdMs` pass. Updates in a
+ * send are answered only once committed, like a socket's are echoed only once committed.
+ */
+export class LongPollTransport {
+  readonly #options: LongPollOptions
+  readonly #held = new Set<HeldPoll>()
+  readonly #watches = new Map<Room, RoomWatch>()
+  #accepting = true
+
+  constructor (options: LongPollOptions) {
+    this.#options = options
+  }
+
+  /** Polls held open now. */
+  get heldPolls (): number {
+    return this.#held.size
+  }
+
+  readonly handle: RequestHandler = async (request, response) => {
+    const path = pathOf(request)
+    if (!path.startsWith(this.#options.prefix)) return false
+    try {
+      await this.#serve(request, response, path.slice(this.#options.prefix.length))
+    } catch (error) {
+      this.#fail(request, response, error)
+    }
+    return true
+  }
+
+  /** From now on every request is answered 503 and held polls are answered at once (empty). */
+  stopAccepting (): void {
+    this.#accepting = false
+    for (const poll of [...this.#held]) poll.finish([])
+  }
+
+  close (): void {
+    this.stopAccepting()
+  }
+
+  async #serve (request: IncomingMessage, response: ServerResponse, name: string): Promise<void> {
+    if (name === '') throw new SyncError('BAD_ROOM', 'the URL names no room: use <prefix><room>')
+    if (request.method !== 'POST') throw new SyncError('NOT_FOUND', 'long-poll endpoints take POST only')
+    const op = new URL(request.url ?? '/', 'http://localhost').searchParams.get('op')
+    if (op !== 'poll' && op !== 'send') throw new SyncError('BAD_MESSAGE', `?op= must be "poll" or "send", got ${JSON.stringify(op)}`)
+    if (!this.#accepting) throw new SyncError('SHUTTING_DOWN')
+    const declared = Number(request.headers['content-length'] ?? 0)
+    if (declared > this.#options.maxMessageBytes) throw this.#tooBig(declared)
+    const access = await this.#authorize(request, name)
+    const body = await readBody(request, this.#options.maxMessageBytes, (size) => this.#tooBig(size))
+    if (op === 'poll') {
+      let poll: PollRequest
+      try {
+        poll = decodePollRequest(body)
+      } catch (error) {
+        throw badInput(error)
+      }
+      await this.#withRoom(name, (room) => this.#poll(room, poll, response))
+    } else {
+      const messages = parseSend(body, access)
+      await this.#withRoom(name, (room) => this.#send(room, messages, access, response))
+    }
+  }
+
+  /** The one place a request is authorized: the seam auth and rate limits extend for both transports. */
+  async #authorize (request: IncomingMessage, name: string): Promise<Access> {
+    try {
+      return await this.#options.authorize(request, name)
+    } catch (error) {
+      if (error instanceof SyncError) throw error
+      this.#options.log.error({ err: error, room: name }, 'authorize threw')
+      throw new SyncError('INTERNAL')
+    }
+  }
+
+  #tooBig (size: number): SyncError {
+    return new SyncError('MESSAGE_TOO_BIG', `request body of ${size} bytes is over the limit of ${this.#options.maxMessageBytes}`)
+  }
+
+  /** Holds the room loaded for the duration of `use`. */
+  async #withRoom (name: string, use: (room: Room) => Promise<void>): Promise<void> {
+    const { rooms } = this.#options
+    const room = rooms.acquire(name)
+    try {
+      try {
+        await room.loaded
+      } catch {
+        throw new SyncError('STORAGE_UNAVAILABLE', 'the room could not be loaded')
+      }
+      await use(room)
+    } finally {
+      rooms.release(room)
+    }
+  }
+
+  async #send (room: Room, messages: readonly protocol.Message[], access: Access, response: ServerResponse): Promise<void> {
+    const replies: Uint8Array[] = []
+    const commits: Array<Promise<void>> = []
+    for (const message of messages) {
+      if (message.type === 'awareness') room.applyAwareness(message.update)
+      else if (message.type === 'sync-step2' || message.type === 'sync-update') {
+        if (access.mode === 'write') commits.push(room.submitAndWait(message.update))
+      }
+    }
+    try {
+      await Promise.all(commits)
+    } catch (error) {
+      throw error instanceof SyncError ? error : new SyncError('STORAGE_UNAVAILABLE', (error as Error).message)
+    }
+    // Answered after the commits, so that a step 2 in the reply holds the client's own updates too.
+    for (const message of messages) {
+      switch (message.type) {
+        case 'sync-step1':
+          replies.push(protocol.encodeSyncStep2(Y.encodeStateAsUpdate(room.doc, message.stateVector)))
+          // The socket handshake's server step 1: the client answers it with what the room lacks.
+          replies.push(protocol.encodeSyncStep1(Y.encodeStateVector(room.doc)))
+          break
+        case 'sync-step2':
+          if (access.mode === 'read' && !isEmptyUpdate(message.update)) replies.push(protocol.encodePermissionDenied('read-only access'))
+          break
+        case 'query-awareness':
+          replies.push(protocol.encodeAwareness(
+            awarenessProtocol.encodeAwarenessUpdate(room.awareness, [...room.awareness.states.keys()])))
+          break
+        default:
+          break
+      }
+    }
+    sendBytes(response, encodeFrames(replies))
+  }
+
+  async #poll (room: Room, poll: PollRequest, response: ServerResponse): Promise<void> {
+    const watch = this.#watch(room)
+    try {
+      const now = this.#answer(watch, poll)
+      if (now.length > 0) return sendBytes(response, encodeFrames(now))
+      if (this.#held.size >= this.#options.maxHeldPolls) {
+        throw new SyncError('OVERLOADED', `this instance holds ${this.#held.size} polls, its limit; retry later`)
+      }
+      const frames = await new Promise<readonly Uint8Array[]>((resolve) => {
+        const timer = setTimeout(() => held.finish([]), this.#options.holdMs)
+        const held: HeldPoll = {
+          request: poll,
+          finish: (frames) => {
+            if (!this.#held.delete(held)) return
+            watch.polls.delete(held)
+            clearTimeout(timer)
+            resolve(frames)
+          },
+        }
+        this.#held.add(held)
+        watch.polls.add(held)
+        // A client that gave up (or died) frees its slot at once.
+        response.once('close', () => held.finish([]))
+      })
+      if (!response.destroyed) sendBytes(response, encodeFrames(frames))
+    } finally {
+      this.#unwatch(watch)
+    }
+  }
+
+  /** What the client lacks: a sync update and/or an awareness update; empty when nothing. */
+  #answer (watch: RoomWatch, poll: PollRequest): Uint8Array[] {
+    const { room } = watch
+    const frames: Uint8Array[] = []
+    const snapshot = watch.snapshot ??= Y.snapshot(room.doc)
+    if (clientLacks(snapshot, poll.snapshot)) {
+      frames.push(protocol.encodeSyncUpdate(Y.encodeStateAsUpdate(room.doc, Y.encodeStateVector(poll.snapshot.sv))))
+    }
+    const ids = awarenessToSend(room.awareness, poll.clocks)
+    if (ids.length > 0) frames.push(protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(room.awareness, ids)))
+    return frames
+  }
+
+  #watch (room: Room): RoomWatch {
+    let watch = this.#watches.get(room)
+    if (watch === undefined) {
+      const created: RoomWatch = { room, polls: new Set(), snapshot: null, users: 0, scheduled: false, stop: () => {} }
+      created.stop = room.observe((event) => {
+        if (event === 'update') created.snapshot = null
+        if (created.polls.size === 0 || created.scheduled) return
+        // One check per turn of the event loop, however many changes arrived in it.
+        created.scheduled = true
+        setImmediate(() => {
+          created.scheduled = false
+          for (const poll of [...created.polls]) {
+            const frames = this.#answer(created, poll.request)
+            if (frames.length > 0) poll.finish(frames)
+          }
+        })
+      })
+      this.#watches.set(room, watch = created)
+    }
+    watch.users++
+    return watch
+  }
+
+  #unwatch (watch: RoomWatch): void {
+    if (--watch.users > 0) return
+    watch.stop()
+    this.#watches.delete(watch.room)
+  }
+
+  #fail (request: IncomingMessage, response: ServerResponse, error: unknown): void {
+    const failure = error instanceof SyncError ? error : new SyncError('INTERNAL')
+    const log = { url: request.url, code: failure.code, detail: failure.message }
+    if (failure.code === 'INTERNAL') this.#options.log.error({ ...log, err: error }, 'long-poll request failed')
+    else if (failure.status === 503) this.#options.log.info(log, 'long-poll request refused for now')
+    else this.#options.log.warn(log, 'long-poll request refused')
+    if (response.headersSent || response.destroyed) return
+    const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'x-error-code': failure.code }
+    if (failure.status === 503) headers['retry-after'] = failure.code === 'OVERLOADED' ? '2' : '1'
+    // The rest of an oversized body is never read: close the connection rather than drain it.
+    if (failure.code === 'MESSAGE_TOO_BIG') headers.connection = 'close'
+    response.writeHead(failure.status, headers)
+    response.end(`${failure.code}: ${failure.message}\n`)
+  }
+}
+
+const isEmptyUpdate = (update: Uint8Array): boolean => update.length === 2 && update[0] === 0 && update[1] === 0
+
+const badInput = (error: unknown): SyncError => {
+  if (error instanceof SyncError) return error
+  if (error instanceof PollWireError || error instanceof protocol.ProtocolError) return new SyncError('BAD_MESSAGE', error.message)
+  return new SyncError('INTERNAL')
+}
+
+/**
+ * Decodes and checks every frame of a send before any takes effect, so that a body with one bad frame
+ * changes nothing. Read-only clients may send awareness and the handshake, but no edit (403).
+ */
+const parseSend = (body: Uint8Array, access: Access): protocol.Message[] => {
+  const messages: protocol.Message[] = []
+  try {
+    for (const frame of decodeFrames(body)) {
+      const message = protocol.decodeMessage(frame)
+      switch (message.type) {
+        case 'sync-step1':
+          try {
+            Y.decodeStateVector(message.stateVector)
+          } catch {
+            throw new PollWireError('bad state vector: sync step 1 cannot be decoded')
+          }
+          break
+        case 'sync-step2':
+        case 'sync-update':
+          validateUpdate(message.update)
+          if (access.mode === 'read' && message.type === 'sync-update' && !isEmptyUpdate(message.update)) {
+            throw new SyncError('FORBIDDEN', 'read-only access: updates are not accepted')
+          }
+          break
+        case 'awareness':
+          validateAwarenessUpdate(message.update)
+          break
+        default:
+          break
+      }
+      messages.push(message)
+    }
+  } catch (error) {
+    throw badInput(error)
+  }
+  return messages
+}
+
+const sendBytes = (response: ServerResponse, body: Uint8Array): void => {
+  response.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-length': body.length,
+    'cache-control': 'no-store',
+  })
+  response.end(body)
+}
+
+/** Reads a request body, refusing (without buffering it) one over `limit` bytes. */
+const readBody = (request: IncomingMessage, limit: number, tooBig: (size: number) => Error): Promise<Uint8Array> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length
+      if (size > limit) {
+        request.off('data', onData)
+        reject(tooBig(size))
+        return
+      }
+      chunks.push(chunk)
+    }
+    request.on('data', onData)
+    request.once('end', () => resolve(new Uint8Array(Buffer.concat(chunks))))
+    request.once('error', reject)
+    request.once('close', () => { if (!request.complete) reject(new SyncError('BAD_MESSAGE', 'request body was cut off')) })
+  })

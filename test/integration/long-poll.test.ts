@@ -1,0 +1,257 @@
+import assert from 'node:assert/strict'
+import { after, afterEach, before, describe, it } from 'node:test'
+import * as Y from 'yjs'
+import * as protocol from '../../server/protocol.js'
+import { MemoryStorage } from '../../server/storage/memory.js'
+import type { Storage } from '../../server/storage/storage.js'
+import { decodeFrames, encodeFrames, encodePollRequest } from '../../server/transport/long-poll-wire.js'
+import { pollChannel } from '../../web/poll-channel.js'
+import { connectChannelClient, type ChannelClient } from '../helpers/channel-client.js'
+import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
+import { startServer, type TestServer } from '../helpers/server.js'
+import { waitFor } from '../helpers/wait.js'
+
+const post = (server: TestServer, room: string, op: string, body: Uint8Array, query = ''): Promise<Response> =>
+  fetch(`${server.http}/poll/${room}?op=${op}${query}`, { method: 'POST', body })
+
+const emptyPoll = (doc = new Y.Doc()): Uint8Array => encodePollRequest(Y.encodeSnapshot(Y.snapshot(doc)), new Map())
+
+const editUpdate = (text: string): Uint8Array => {
+  const doc = new Y.Doc()
+  doc.getText('text').insert(0, text)
+  return Y.encodeStateAsUpdate(doc)
+}
+
+describe('long-polling clients', () => {
+  let server: TestServer
+  const stock: Client[] = []
+  const polling: ChannelClient[] = []
+  const pollClient = (room: string, params: Record<string, string> = {}): ChannelClient => {
+    const c = connectChannelClient(pollChannel(), { serverUrl: server.url, room, params })
+    polling.push(c)
+    return c
+  }
+  const wsClient = (room: string): Client => {
+    const c = connectClient(server.url, room)
+    stock.push(c)
+    return c
+  }
+
+  before(async () => {
+    server = await startServer({
+      pollHoldMs: 2000,
+      authorize: (request) => ({ mode: request.url?.includes('token=reader') === true ? 'read' : 'write' }),
+    })
+  })
+  after(async () => {
+    for (const c of [...stock, ...polling]) c.destroy()
+    await server.close()
+  })
+
+  it('converge with a stock y-websocket client both ways, and awareness crosses both ways', async () => {
+    const ws = wsClient('mixed')
+    const poll = pollClient('mixed')
+    await synced(ws)
+    await waitFor(() => poll.synced, { message: 'poll client sync' })
+    poll.text.insert(0, 'from poll. ')
+    await converged([ws, { text: poll.text } as Client], { expected: 'from poll. ' })
+    ws.text.insert(ws.text.length, 'from ws.')
+    await converged([ws, { text: poll.text } as Client], { expected: 'from poll. from ws.' })
+
+    poll.awareness.setLocalStateField('user', { name: 'poller' })
+    ws.provider.awareness.setLocalStateField('user', { name: 'socket' })
+    await waitFor(() => (ws.provider.awareness.getStates().get(poll.doc.clientID) as { user?: { name: string } } | undefined)?.user?.name === 'poller',
+      { message: 'the socket client seeing the poll client\'s awareness' })
+    await waitFor(() => (poll.awareness.getStates().get(ws.doc.clientID) as { user?: { name: string } } | undefined)?.user?.name === 'socket',
+      { message: 'the poll client seeing the socket client\'s awareness' })
+    // A removal reaches the poll client too (the socket client leaves).
+    ws.provider.disconnect()
+    await waitFor(() => !poll.awareness.getStates().has(ws.doc.clientID), { message: 'awareness removal at the poll client' })
+  })
+
+  it('give a late poll client the full state, deletions included', async () => {
+    const ws = wsClient('late-poll')
+    await synced(ws)
+    ws.text.insert(0, 'hello cruel world')
+    ws.text.delete(6, 6)
+    await waitFor(() => server.server.loadedRoom('late-poll')?.doc.getText('text').toString() === 'hello world', { message: 'server state' })
+    const poll = pollClient('late-poll')
+    await waitFor(() => poll.text.toString() === 'hello world', { message: 'late poll client state' })
+    // A deletion alone does not move the state vector: it still reaches a held poll.
+    await waitFor(() => server.server.heldPolls >= polling.length, { message: 'every poll client waiting in a held poll' })
+    ws.text.delete(0, 6)
+    await waitFor(() => poll.text.toString() === 'world', { message: 'a deletion reaching the poll client' })
+  })
+
+  it('hold a poll until the room changes, and answer it empty after the hold time', async () => {
+    const room = 'held'
+    const started = Date.now()
+    const answer = await post(server, room, 'poll', emptyPoll())
+    assert.equal(answer.status, 200)
+    assert.equal((await answer.arrayBuffer()).byteLength, 0)
+    assert.ok(Date.now() - started >= 1500, `answered after ${Date.now() - started} ms`)
+
+    const pending = post(server, room, 'poll', emptyPoll())
+    await waitFor(() => server.server.heldPolls > 0, { message: 'a held poll' })
+    const sent = await post(server, room, 'send', encodeFrames([protocol.encodeSyncUpdate(editUpdate('x'))]))
+    assert.equal(sent.status, 200)
+    const frames = decodeFrames(new Uint8Array(await (await pending).arrayBuffer()))
+    const doc = new Y.Doc()
+    for (const frame of frames) {
+      const message = protocol.decodeMessage(frame)
+      if (message.type === 'sync-update') Y.applyUpdate(doc, message.update)
+    }
+    assert.equal(doc.getText('text').toString(), 'x')
+  })
+
+  it('answer a sync step 1 with step 2 and the server\'s step 1', async () => {
+    await server.server.transact('handshake', (doc) => doc.getText('text').insert(0, 'abc'))
+    const res = await post(server, 'handshake', 'send', encodeFrames([protocol.encodeSyncStep1(Y.encodeStateVector(new Y.Doc()))]))
+    assert.equal(res.status, 200)
+    const messages = decodeFrames(new Uint8Array(await res.arrayBuffer())).map(protocol.decodeMessage)
+    assert.deepEqual(messages.map((m) => m.type), ['sync-step2', 'sync-step1'])
+  })
+
+  it('let read-only clients receive, and refuse their updates with 403 without applying them', async () => {
+    const writer = wsClient('read-only')
+    await synced(writer)
+    writer.text.insert(0, 'visible')
+    const reader = pollClient('read-only', { token: 'reader' })
+    await waitFor(() => reader.text.toString() === 'visible', { message: 'reader state' })
+    const res = await post(server, 'read-only', 'send', encodeFrames([protocol.encodeSyncUpdate(editUpdate('nope'))]), '&token=reader')
+    assert.equal(res.status, 403)
+    assert.match(await res.text(), /FORBIDDEN: read-only/)
+    reader.text.insert(0, 'local ')
+    await waitFor(() => reader.closes.some((c) => c.code === 4403), { message: 'the reader\'s channel closing with 4403' })
+    assert.equal(server.server.loadedRoom('read-only')?.doc.getText('text').toString(), 'visible')
+    assert.equal(writer.text.toString(), 'visible')
+  })
+
+  it('answer 503 with Retry-After past the held-poll limit', async () => {
+    const limited = await startServer({ maxHeldPolls: 2, pollHoldMs: 5000 })
+    try {
+      const held = [post(limited, 'full', 'poll', emptyPoll()), post(limited, 'full', 'poll', emptyPoll())]
+      await waitFor(() => limited.server.heldPolls === 2, { message: 'two held polls' })
+      const refused = await post(limited, 'full', 'poll', emptyPoll())
+      assert.equal(refused.status, 503)
+      assert.equal(refused.headers.get('retry-after'), '2')
+      assert.match(await refused.text(), /OVERLOADED/)
+      await limited.server.drain()
+      for (const answer of await Promise.all(held)) assert.equal(answer.status, 200)
+      const draining = await post(limited, 'full', 'poll', emptyPoll())
+      assert.equal(draining.status, 503)
+      assert.match(await draining.text(), /SHUTTING_DOWN/)
+    } finally {
+      await limited.close()
+    }
+  })
+})
+
+describe('long-poll requests with bad input', () => {
+  let server: TestServer
+  let storage: MemoryStorage
+  before(async () => {
+    storage = new MemoryStorage()
+    server = await startServer({ storage, maxMessageBytes: 4096, pollHoldMs: 200 })
+  })
+  after(async () => { await server.close() })
+
+  const good = protocol.encodeSyncUpdate(editUpdate('must not land'))
+  const cases: Array<{ name: string, op: string, body: Uint8Array, status: number, text: RegExp }> = [
+    { name: 'a truncated frame list', op: 'send', body: encodeFrames([good]).subarray(0, 5), status: 400, text: /BAD_MESSAGE: truncated body/ },
+    { name: 'an unknown message type', op: 'send', body: encodeFrames([good, new Uint8Array([9, 1])]), status: 400, text: /unknown message type 9/ },
+    { name: 'an update Yjs cannot decode', op: 'send', body: encodeFrames([good, protocol.encodeSyncUpdate(new Uint8Array([5, 200, 1, 2]))]), status: 422, text: /BAD_UPDATE/ },
+    { name: 'a bad state vector in sync step 1', op: 'send', body: encodeFrames([good, protocol.encodeSyncStep1(new Uint8Array([4, 0xff]))]), status: 400, text: /bad state vector/ },
+    { name: 'awareness that is not JSON', op: 'send', body: encodeFrames([good, protocol.encodeAwareness(new Uint8Array([1, 5, 1, 1, 0x7b]))]), status: 400, text: /not JSON/ },
+    { name: 'a poll with a bad state vector', op: 'poll', body: new Uint8Array([3, 0xff, 0xff, 0xff, 0]), status: 400, text: /bad state vector/ },
+    { name: 'a poll with trailing bytes', op: 'poll', body: new Uint8Array([...emptyPoll(), 1]), status: 400, text: /unexpected bytes/ },
+    { name: 'an unknown op', op: 'other', body: encodeFrames([good]), status: 400, text: /op= must be/ },
+    { name: 'an oversized body', op: 'send', body: encodeFrames([protocol.encodeSyncUpdate(editUpdate('x'.repeat(5000)))]), status: 413, text: /MESSAGE_TOO_BIG/ },
+  ]
+  for (const c of cases) {
+    it(`answer ${c.name} with ${c.status} and a message, and change nothing`, async () => {
+      const res = await post(server, 'bad', c.op, c.body)
+      assert.equal(res.status, c.status)
+      assert.match(await res.text(), c.text)
+      assert.ok(res.headers.get('x-error-code'))
+      assert.equal(await storage.has('bad'), false)
+      assert.equal(server.server.loadedRoom('bad')?.doc.getText('text').toString() ?? '', '')
+    })
+  }
+
+  it('answer an oversized body sent without a length with 413', async () => {
+    const chunks = [encodeFrames([protocol.encodeSyncUpdate(editUpdate('y'.repeat(6000)))])]
+    const stream = new ReadableStream({ start (controller) { for (const c of chunks) controller.enqueue(c); controller.close() } })
+    const res = await fetch(`${server.http}/poll/bad?op=send`, { method: 'POST', body: stream, duplex: 'half' } as RequestInit)
+    assert.equal(res.status, 413)
+    assert.equal(await storage.has('bad'), false)
+  })
+
+  it('answer other methods with 404 and a URL without a room with 400', async () => {
+    const get = await fetch(`${server.http}/poll/bad?op=poll`)
+    assert.equal(get.status, 404)
+    assert.match(await get.text(), /POST only/)
+    const noRoom = await fetch(`${server.http}/poll/?op=poll`, { method: 'POST', body: emptyPoll() })
+    assert.equal(noRoom.status, 400)
+    assert.match(await noRoom.text(), /BAD_ROOM/)
+  })
+
+  it('keep serving good requests after bad ones', async () => {
+    const res = await post(server, 'bad-then-good', 'send', encodeFrames([protocol.encodeSyncUpdate(editUpdate('fine'))]))
+    assert.equal(res.status, 200)
+    assert.equal(await storage.has('bad-then-good'), true)
+  })
+})
+
+describe('long-poll durability', () => {
+  let server: TestServer | null = null
+  afterEach(async () => { await server?.close() })
+
+  it('answer a send 503 with Retry-After when storage fails, and apply nothing', async () => {
+    const storage = new MemoryStorage()
+    let failing = false
+    const flaky: Storage = {
+      load: (room) => storage.load(room),
+      append: async (entries) => {
+        if (failing) throw new Error('disk on fire')
+        return storage.append(entries)
+      },
+      compact: (room) => storage.compact(room),
+      has: (room) => storage.has(room),
+      check: () => storage.check(),
+      close: () => storage.close(),
+    }
+    server = await startServer({ storage: flaky })
+    // Loaded first, so that the failure is the commit's and not the load's.
+    await server.server.transact('flaky', () => {})
+    failing = true
+    const res = await post(server, 'flaky', 'send', encodeFrames([protocol.encodeSyncUpdate(editUpdate('lost?'))]))
+    assert.equal(res.status, 503)
+    assert.equal(res.headers.get('retry-after'), '1')
+    assert.match(await res.text(), /STORAGE_UNAVAILABLE/)
+    assert.equal(server.server.loadedRoom('flaky')?.doc.getText('text').toString(), '')
+    failing = false
+    const retried = await post(server, 'flaky', 'send', encodeFrames([protocol.encodeSyncUpdate(editUpdate('kept'))]))
+    assert.equal(retried.status, 200)
+    assert.equal(server.server.loadedRoom('flaky')?.doc.getText('text').toString(), 'kept')
+  })
+
+  it('time out the awareness of a poll client that stopped polling, on every instance\'s clock', { timeout: 60_000 }, async () => {
+    server = await startServer()
+    const ws = connectClient(server.url, 'expiry')
+    const poll = connectChannelClient(pollChannel(), { serverUrl: server.url, room: 'expiry' })
+    try {
+      await synced(ws)
+      poll.awareness.setLocalStateField('user', 'gone soon')
+      await waitFor(() => ws.provider.awareness.getStates().has(poll.doc.clientID), { message: 'awareness arriving' })
+      const stoppedAt = Date.now()
+      poll.destroy()
+      await waitFor(() => !ws.provider.awareness.getStates().has(poll.doc.clientID), { timeoutMs: 45_000, message: 'awareness expiry' })
+      const after = Date.now() - stoppedAt
+      assert.ok(after > 25_000 && after < 40_000, `expired after ${after} ms`)
+    } finally {
+      ws.destroy()
+    }
+  })
+})
+
