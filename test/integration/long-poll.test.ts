@@ -104,6 +104,20 @@ describe('long-polling clients', () => {
     assert.equal(doc.getText('text').toString(), 'x')
   })
 
+  it('free a held poll\'s slot when its client goes away', async () => {
+    const alone = await startServer()
+    try {
+      const abort = new AbortController()
+      const pending = fetch(`${alone.http}/poll/abandoned?op=poll`, { method: 'POST', body: emptyPoll(), signal: abort.signal }).catch(() => null)
+      await waitFor(() => alone.server.heldPolls === 1, { message: 'the poll held' })
+      abort.abort()
+      await pending
+      await waitFor(() => alone.server.heldPolls === 0, { message: 'the slot freed' })
+    } finally {
+      await alone.close()
+    }
+  })
+
   it('answer a sync step 1 with step 2 and the server\'s step 1', async () => {
     await server.server.transact('handshake', (doc) => doc.getText('text').insert(0, 'abc'))
     const res = await post(server, 'handshake', 'send', encodeFrames([protocol.encodeSyncStep1(Y.encodeStateVector(new Y.Doc()))]))
@@ -236,7 +250,7 @@ describe('long-poll durability', () => {
     assert.equal(server.server.loadedRoom('flaky')?.doc.getText('text').toString(), 'kept')
   })
 
-  it('time out the awareness of a poll client that stopped polling, on every instance\'s clock', { timeout: 60_000 }, async () => {
+  it('drop the awareness of a poll client that stopped polling after the 30 s awareness timeout', { timeout: 60_000 }, async () => {
     server = await startServer()
     const ws = connectClient(server.url, 'expiry')
     const poll = connectChannelClient(pollChannel(), { serverUrl: server.url, room: 'expiry' })
