@@ -142,6 +142,9 @@ export class SyncServer {
       maxMessageBytes,
       holdMs: positive('pollHoldMs', options.pollHoldMs, 25_000, 1),
       maxHeldPolls: positive('maxHeldPolls', options.maxHeldPolls, 2000, 1),
+      // A held poll counts as a connection: it is a client waiting on this instance.
+      counters: metrics.transport('poll', () => this.#poll.heldPolls),
+      onError: metrics.error,
     })
     this.#routes = [
       healthRoutes({ accepting: () => this.#state === 'running', checkStorage: () => this.storage.check() }),
@@ -152,9 +155,9 @@ export class SyncServer {
       this.#routes.push(docApiRoutes({
         rooms: this.rooms,
         storage: this.storage,
-        authorize: options.authorize ?? (() => ({ mode: 'write' })),
+        authorize,
         log: this.log,
-        maxBodyBytes: positive('maxMessageBytes', options.maxMessageBytes, 16 * 1024 * 1024, 1024),
+        maxBodyBytes: maxMessageBytes,
         onError: metrics.error,
       }))
     }

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
-import { SyncError } from '../errors.js'
+import { SyncError, type ErrorCode } from '../errors.js'
+import type { TrafficCounters } from '../metrics.js'
 import * as protocol from '../protocol.js'
 import { validateUpdate, type Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
@@ -26,6 +27,9 @@ export interface LongPollOptions {
   readonly holdMs: number
   /** Polls held at once by this instance; past it a poll that would be held is answered 503. */
   readonly maxHeldPolls: number
+  /** Counts the frames of sends (in) and of answers (out). */
+  readonly counters?: TrafficCounters
+  readonly onError?: (code: ErrorCode) => void
 }
 
 interface HeldPoll {
@@ -88,7 +92,7 @@ export class LongPollTransport {
 
   async #serve (request: IncomingMessage, response: ServerResponse, name: string): Promise<void> {
     if (name === '') throw new SyncError('BAD_ROOM', 'the URL names no room: use <prefix><room>')
-    if (request.method !== 'POST') throw new SyncError('NOT_FOUND', 'long-poll endpoints take POST only')
+    if (request.method !== 'POST') throw new SyncError('METHOD_NOT_ALLOWED', `${request.method ?? '?'} is not allowed here; long-poll endpoints take POST only`)
     const op = new URL(request.url ?? '/', 'http://localhost').searchParams.get('op')
     if (op !== 'poll' && op !== 'send') throw new SyncError('BAD_MESSAGE', `?op= must be "poll" or "send", got ${JSON.stringify(op)}`)
     if (!this.#accepting) throw new SyncError('SHUTTING_DOWN')
@@ -106,6 +110,8 @@ export class LongPollTransport {
       await this.#withRoom(name, (room) => this.#poll(room, poll, response))
     } else {
       const messages = parseSend(body, access)
+      const counters = this.#options.counters
+      if (counters !== undefined) { counters.messagesIn += messages.length; counters.bytesIn += body.length }
       await this.#withRoom(name, (room) => this.#send(room, messages, access, response))
     }
   }
@@ -174,14 +180,14 @@ export class LongPollTransport {
           break
       }
     }
-    sendBytes(response, encodeFrames(replies))
+    this.#reply(response, replies)
   }
 
   async #poll (room: Room, poll: PollRequest, response: ServerResponse): Promise<void> {
     const watch = this.#watch(room)
     try {
       const now = this.#answer(watch, poll)
-      if (now.length > 0) return sendBytes(response, encodeFrames(now))
+      if (now.length > 0) return this.#reply(response, now)
       if (this.#held.size >= this.#options.maxHeldPolls) {
         throw new SyncError('OVERLOADED', `this instance holds ${this.#held.size} polls, its limit; retry later`)
       }
@@ -201,10 +207,17 @@ export class LongPollTransport {
         // A client that gave up (or died) frees its slot at once.
         response.once('close', () => held.finish([]))
       })
-      if (!response.destroyed) sendBytes(response, encodeFrames(frames))
+      if (!response.destroyed) this.#reply(response, frames)
     } finally {
       this.#unwatch(watch)
     }
+  }
+
+  #reply (response: ServerResponse, frames: readonly Uint8Array[]): void {
+    const body = encodeFrames(frames)
+    const counters = this.#options.counters
+    if (counters !== undefined) { counters.messagesOut += frames.length; counters.bytesOut += body.length }
+    sendBytes(response, body)
   }
 
   /** What the client lacks: a sync update and/or an awareness update; empty when nothing. */
@@ -252,6 +265,7 @@ export class LongPollTransport {
   #fail (request: IncomingMessage, response: ServerResponse, error: unknown): void {
     const failure = error instanceof SyncError ? error : new SyncError('INTERNAL')
     const log = { url: request.url, code: failure.code, detail: failure.message }
+    this.#options.onError?.(failure.code)
     if (failure.code === 'INTERNAL') this.#options.log.error({ ...log, err: error }, 'long-poll request failed')
     else if (failure.status === 503) this.#options.log.info(log, 'long-poll request refused for now')
     else this.#options.log.warn(log, 'long-poll request refused')
@@ -260,6 +274,7 @@ export class LongPollTransport {
     if (failure.status === 503) headers['retry-after'] = failure.code === 'OVERLOADED' ? '2' : '1'
     // The rest of an oversized body is never read: close the connection rather than drain it.
     if (failure.code === 'MESSAGE_TOO_BIG') headers.connection = 'close'
+    if (failure.code === 'METHOD_NOT_ALLOWED') headers.allow = 'POST'
     response.writeHead(failure.status, headers)
     response.end(`${failure.code}: ${failure.message}\n`)
   }

@@ -126,6 +126,14 @@ describe('long-polling clients', () => {
     assert.deepEqual(messages.map((m) => m.type), ['sync-step2', 'sync-step1'])
   })
 
+  it('count polls and their frames in the metrics', async () => {
+    await post(server, 'metrics', 'send', encodeFrames([protocol.encodeSyncStep1(Y.encodeStateVector(new Y.Doc()))]))
+    const text = await (await fetch(`${server.http}/metrics`)).text()
+    assert.match(text, /yjs_relay_messages_total\{transport="poll",direction="in"\} [1-9]/)
+    assert.match(text, /yjs_relay_messages_total\{transport="poll",direction="out"\} [1-9]/)
+    assert.match(text, /yjs_relay_connections\{transport="poll"\} \d/)
+  })
+
   it('let read-only clients receive, and refuse their updates with 403 without applying them', async () => {
     const writer = wsClient('read-only')
     await synced(writer)
@@ -201,9 +209,10 @@ describe('long-poll requests with bad input', () => {
     assert.equal(await storage.has('bad'), false)
   })
 
-  it('answer other methods with 404 and a URL without a room with 400', async () => {
+  it('answer other methods with 405 and a URL without a room with 400', async () => {
     const get = await fetch(`${server.http}/poll/bad?op=poll`)
-    assert.equal(get.status, 404)
+    assert.equal(get.status, 405)
+    assert.equal(get.headers.get('allow'), 'POST')
     assert.match(await get.text(), /POST only/)
     const noRoom = await fetch(`${server.http}/poll/?op=poll`, { method: 'POST', body: emptyPoll() })
     assert.equal(noRoom.status, 400)
