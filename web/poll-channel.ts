@@ -15,7 +15,6 @@
  * with the close code of the server's error code (4400-4499 are final for the provider).
  */
 import * as Y from 'yjs'
-import { ErrorCodes, type ErrorCode } from '../server/errors.js'
 import { awarenessClocks, decodeFrames, encodeFrames, encodePollRequest } from '../server/transport/long-poll-wire.js'
 import type { Channel, ChannelEvents, ChannelFactory, ChannelTarget } from './channel.js'
 
@@ -49,9 +48,10 @@ export const pollUrl = (serverUrl: string, room: string, prefix = '/poll/'): str
   return `${protocol}//${url.host}${prefix}${room}`
 }
 
+/** The close code the server gives with an error (`x-close-code`), else one derived from the status. */
 const closeCodeOf = (response: Response): number => {
-  const code = response.headers.get('x-error-code')
-  if (code !== null && code in ErrorCodes) return ErrorCodes[code as ErrorCode].close
+  const code = Number(response.headers.get('x-close-code'))
+  if (Number.isInteger(code) && code >= 1000 && code < 5000) return code
   return response.status === 413 ? 1009 : response.status >= 400 && response.status < 500 ? 4000 + response.status : 1011
 }
 
@@ -207,7 +207,8 @@ class PollChannel implements Channel {
       const response = await this.#fetch(`${this.#url}?${this.#query}${this.#query === '' ? '' : '&'}op=${op}`, {
         method: 'POST',
         headers: { 'content-type': 'application/octet-stream' },
-        body,
+        // lib0 types its bytes as Uint8Array<ArrayBufferLike>, which the DOM typings do not take as a body.
+        body: body as unknown as NonNullable<RequestInit['body']>,
         signal: abort.signal,
       })
       if (!response.ok) {

@@ -124,13 +124,14 @@ export const decodePollRequest = (body: Uint8Array): PollRequest => {
 
 /**
  * Checks that `update` is an awareness update y-protocols can apply (every state JSON), without applying
- * it, so that a body can be refused as a whole before any of it takes effect.
+ * it, so that a body can be refused as a whole before any of it takes effect. Returns the client ids it names.
  */
-export const validateAwarenessUpdate = (update: Uint8Array): void => {
+export const validateAwarenessUpdate = (update: Uint8Array): number[] => {
   const decoder = decoding.createDecoder(update)
   const count = readUint(decoder, 'awareness state count')
+  const ids: number[] = []
   for (let i = 0; i < count; i++) {
-    readUint(decoder, 'awareness client id')
+    ids.push(readUint(decoder, 'awareness client id'))
     readUint(decoder, 'awareness clock')
     const json = new TextDecoder('utf-8', { fatal: false }).decode(readBytes(decoder, 'awareness state'))
     try {
@@ -139,6 +140,7 @@ export const validateAwarenessUpdate = (update: Uint8Array): void => {
       throw new PollWireError('awareness state is not JSON')
     }
   }
+  return ids
 }
 
 /** Sorted, disjoint [start, end) runs of deleted clocks: adjacent and overlapping ranges merged. */

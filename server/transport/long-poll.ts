@@ -147,7 +147,7 @@ export class LongPollTransport {
     }
   }
 
-  async #send (room: Room, messages: readonly protocol.Message[], access: Access, response: ServerResponse): Promise<void> {
+  async #send (room: Room, messages: readonly SendMessage[], access: Access, response: ServerResponse): Promise<void> {
     const replies: Uint8Array[] = []
     const commits: Array<Promise<void>> = []
     for (const message of messages) {
@@ -172,6 +172,13 @@ export class LongPollTransport {
         case 'sync-step2':
           if (access.mode === 'read' && !isEmptyUpdate(message.update)) replies.push(protocol.encodePermissionDenied('read-only access'))
           break
+        case 'awareness': {
+          // The echo a socket gets of its own awareness: it tells the client's provider, which closes a
+          // connection that received nothing for a while, that this one works.
+          const ids = ('clients' in message ? message.clients : []).filter((id) => room.awareness.meta.has(id))
+          if (ids.length > 0) replies.push(protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(room.awareness, ids)))
+          break
+        }
         case 'query-awareness':
           replies.push(protocol.encodeAwareness(
             awarenessProtocol.encodeAwarenessUpdate(room.awareness, [...room.awareness.states.keys()])))
@@ -270,7 +277,13 @@ export class LongPollTransport {
     else if (failure.status === 503) this.#options.log.info(log, 'long-poll request refused for now')
     else this.#options.log.warn(log, 'long-poll request refused')
     if (response.headersSent || response.destroyed) return
-    const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'x-error-code': failure.code }
+    // The close code lets a poll channel close exactly as a socket would have, without a table of its own.
+    const headers: Record<string, string> = {
+      'content-type': 'text/plain; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-error-code': failure.code,
+      'x-close-code': String(failure.closeCode),
+    }
     if (failure.status === 503) headers['retry-after'] = failure.code === 'OVERLOADED' ? '2' : '1'
     // The rest of an oversized body is never read: close the connection rather than drain it.
     if (failure.code === 'MESSAGE_TOO_BIG') headers.connection = 'close'
@@ -279,6 +292,9 @@ export class LongPollTransport {
     response.end(`${failure.code}: ${failure.message}\n`)
   }
 }
+
+/** A message of a send; awareness comes with the client ids it names, for the echo. */
+type SendMessage = protocol.Message | (Extract<protocol.Message, { type: 'awareness' }> & { readonly clients: readonly number[] })
 
 const isEmptyUpdate = (update: Uint8Array): boolean => update.length === 2 && update[0] === 0 && update[1] === 0
 
@@ -292,8 +308,8 @@ const badInput = (error: unknown): SyncError => {
  * Decodes and checks every frame of a send before any takes effect, so that a body with one bad frame
  * changes nothing. Read-only clients may send awareness and the handshake, but no edit (403).
  */
-const parseSend = (body: Uint8Array, access: Access): protocol.Message[] => {
-  const messages: protocol.Message[] = []
+const parseSend = (body: Uint8Array, access: Access): SendMessage[] => {
+  const messages: SendMessage[] = []
   try {
     for (const frame of decodeFrames(body)) {
       const message = protocol.decodeMessage(frame)
@@ -313,8 +329,8 @@ const parseSend = (body: Uint8Array, access: Access): protocol.Message[] => {
           }
           break
         case 'awareness':
-          validateAwarenessUpdate(message.update)
-          break
+          messages.push({ ...message, clients: validateAwarenessUpdate(message.update) })
+          continue
         default:
           break
       }

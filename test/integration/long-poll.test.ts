@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
 import * as Y from 'yjs'
 import * as protocol from '../../server/protocol.js'
+import * as awarenessProtocol from 'y-protocols/awareness'
 import { MemoryStorage } from '../../server/storage/memory.js'
 import type { Storage } from '../../server/storage/storage.js'
 import { decodeFrames, encodeFrames, encodePollRequest } from '../../server/transport/long-poll-wire.js'
@@ -124,6 +125,21 @@ describe('long-polling clients', () => {
     assert.equal(res.status, 200)
     const messages = decodeFrames(new Uint8Array(await res.arrayBuffer())).map(protocol.decodeMessage)
     assert.deepEqual(messages.map((m) => m.type), ['sync-step2', 'sync-step1'])
+  })
+
+  it('echo a send\'s awareness in its answer, as a socket echoes it', async () => {
+    const awareness = new awarenessProtocol.Awareness(new Y.Doc())
+    awareness.setLocalStateField('user', 'echo')
+    const res = await post(server, 'echo', 'send', encodeFrames([protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(awareness, [awareness.clientID]))]))
+    const messages = decodeFrames(new Uint8Array(await res.arrayBuffer())).map(protocol.decodeMessage)
+    assert.equal(messages.length, 1)
+    const echo = new awarenessProtocol.Awareness(new Y.Doc())
+    const [message] = messages
+    assert.ok(message?.type === 'awareness')
+    awarenessProtocol.applyAwarenessUpdate(echo, message.update, 'test')
+    assert.deepEqual(echo.getStates().get(awareness.clientID), { user: 'echo' })
+    awareness.destroy()
+    echo.destroy()
   })
 
   it('count polls and their frames in the metrics', async () => {
