@@ -68,10 +68,12 @@ const main = async (): Promise<void> => {
     const idleCpu = end.cpuSeconds - start.cpuSeconds
     const window = (performance.now() - started) / 1000
 
+    const beforeEdit = sample(pid)
     const edited = performance.now()
     for (let r = 0; r < roomCount; r++) clients[r]!.text.insert(0, 'wake up ')
     await waitFor(() => clients.every((c) => c.text.toString().startsWith('wake up ')), { timeoutMs: 60_000, intervalMs: 5, message: 'every client has the edit' })
     const fanOutMs = performance.now() - edited
+    const fanOutCpu = sample(pid).cpuSeconds - beforeEdit.cpuSeconds
 
     const line = (label: string, value: string): void => { process.stdout.write(`${label.padEnd(44)} ${value}\n`) }
     line('clients / rooms / awareness', `${clientCount} / ${roomCount} / ${awareness ? 'on (renewed every 15 s)' : 'off'}`)
@@ -81,7 +83,7 @@ const main = async (): Promise<void> => {
     line('server RSS per idle client', `${(((end.rssMiB - base.rssMiB) * 1024) / clientCount).toFixed(1)} KiB`)
     line('server CPU while connecting', `${(settled.cpuSeconds - base.cpuSeconds).toFixed(2)} s`)
     line(`server CPU over ${window.toFixed(0)} s idle`, `${idleCpu.toFixed(2)} s (${((idleCpu / window) * 100).toFixed(1)} % of one core)`)
-    line('one edit per room reaching every client', `${fanOutMs.toFixed(0)} ms`)
+    line('one edit per room reaching every client', `${fanOutMs.toFixed(0)} ms (server CPU in it: ${(fanOutCpu * 1000).toFixed(0)} ms)`)
   } finally {
     for (const client of clients) client.destroy()
     await server.kill('SIGTERM')
