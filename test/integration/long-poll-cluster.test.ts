@@ -10,14 +10,16 @@ import { SyncServer } from '../../server/sync-server.js'
 import { pollChannel } from '../../web/poll-channel.js'
 import { connectChannelClient, type ChannelClient } from '../helpers/channel-client.js'
 import { connectClient, synced, type Client } from '../helpers/clients.js'
+import { deleteKeys, startInstances, storedText, uniquePrefix } from '../helpers/cluster.js'
 import { MemoryBusHub } from '../helpers/memory-bus.js'
+import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from '../helpers/postgres.js'
+import type { ServerProcess } from '../helpers/server-process.js'
 import { waitFor } from '../helpers/wait.js'
 
 /**
- * What each instance of a cluster is built on. This suite runs on `memoryCluster` (one shared storage
- * object, an in-process bus) so that it needs no services; to run it on real Redis and Postgres, add a
- * factory returning a Postgres storage and a Redis bus per instance (with `kill` closing both at once)
- * and pass it to `clusterSuite` as well.
+ * What each in-process instance is built on. `memoryCluster` (one shared storage object, an in-process
+ * bus) needs no services and can stall commits, to kill an instance with an edit provably in flight;
+ * the suite at the end runs the same scenario on real server processes over Postgres and Redis.
  */
 interface Backend {
   readonly storage: Storage
@@ -223,3 +225,77 @@ const clusterSuite = (makeCluster: () => ClusterFactory): void => {
 }
 
 clusterSuite(memoryCluster)
+
+/** A fetch that sends each request to the next of `bases` in turn. */
+const alternatingBases = (bases: readonly string[]): (input: string, init: RequestInit) => Promise<Response> => {
+  let next = 0
+  return (input, init) => fetch(input.replace(/^http:\/\/[^/]+/, bases[next++ % bases.length]!), init)
+}
+
+/** Polls held by a server process now, from its metrics. */
+const heldPolls = async (http: string): Promise<number> => {
+  const text = await (await fetch(`${http}/metrics`)).text()
+  return Number(/yjs_relay_connections\{transport="poll"\} (\d+)/.exec(text)?.[1] ?? 0)
+}
+
+describe('a long-polling client alternating between two server processes on Postgres and Redis', () => {
+  const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+  const env = { databaseUrl: TEST_DATABASE_URL, schema: uniqueSchema('longpoll'), redisUrl: REDIS_URL, prefix: uniquePrefix('longpoll') }
+  let instances: ServerProcess[] = []
+  const clients: Array<Client | ChannelClient> = []
+
+  before(async () => { instances = await startInstances(env, 2) })
+  after(async () => {
+    for (const c of clients) c.destroy()
+    await Promise.all(instances.map((i) => i.kill()))
+    await dropSchema(env.schema).catch(() => {})
+    await deleteKeys(REDIS_URL, env.prefix).catch(() => {})
+  })
+
+  it('converges with socket clients on both, and keeps its edits when one process is SIGKILLed mid-poll', async () => {
+    const [a, b] = instances as [ServerProcess, ServerProcess]
+    const room = 'real-cluster'
+    const onA = connectClient(a.url, room)
+    const onB = connectClient(b.url, room)
+    const poll = connectChannelClient(pollChannel({ fetch: alternatingBases([a.http, b.http]), retryDelayMs: 50 }), { serverUrl: a.url, room })
+    clients.push(onA, onB, poll)
+    await Promise.all([synced(onA), synced(onB)])
+    await waitFor(() => poll.synced, { timeoutMs: 15_000, message: 'poll client sync' })
+
+    onA.text.insert(0, 'A ')
+    onB.text.insert(0, 'B ')
+    poll.text.insert(0, 'P ')
+    const all = [onA, onB, poll]
+    await waitFor(() => all.every((c) => textOf(c) === textOf(onA) && textOf(c).length === 6),
+      { timeoutMs: 15_000, message: `convergence (${all.map(textOf).join(' | ')})` })
+    poll.awareness.setLocalStateField('user', 'poller')
+    await waitFor(() => onA.provider.awareness.getStates().get(poll.doc.clientID)?.user === 'poller' &&
+      onB.provider.awareness.getStates().get(poll.doc.clientID)?.user === 'poller', { timeoutMs: 15_000, message: 'poll awareness on both instances' })
+
+    // Until A holds the poll client's poll, B's client changes the document (not the text): that answers
+    // the poll held by B, and the next one goes to A. Then edits, and A is killed with them in flight.
+    let tick = 0
+    await waitFor(async () => {
+      if (await heldPolls(a.http) > 0) return true
+      onB.doc.getMap('ticks').set('tick', ++tick)
+      return false
+    }, { timeoutMs: 20_000, intervalMs: 200, message: 'a poll held by A' })
+    const edits: string[] = []
+    const edit = (label: string): void => {
+      edits.push(label)
+      poll.text.insert(poll.text.length, `${label} `)
+    }
+    edit('k0')
+    edit('k1')
+    await a.kill('SIGKILL')
+    edit('after-kill')
+
+    await waitFor(() => textOf(onB) === textOf(poll) && edits.every((label) => textOf(onB).includes(label)),
+      { timeoutMs: 20_000, message: `B and the poll client converging with every edit (${textOf(onB)} | ${textOf(poll)})` })
+    assert.equal(poll.opens, 1, `the channel rode through the kill (closes: ${JSON.stringify(poll.closes)})`)
+    await waitFor(async () => {
+      const stored = await storedText(env.databaseUrl, env.schema, room)
+      return edits.every((label) => stored.includes(label))
+    }, { timeoutMs: 10_000, message: 'every edit of the poll client in Postgres' })
+  })
+})
