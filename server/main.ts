@@ -60,12 +60,14 @@ const main = async (): Promise<void> => {
     maxConnectionAgeMs: config.maxConnectionAgeMs,
     shutdownSpreadMs: config.shutdownSpreadMs,
     maxHeldPolls: config.maxHeldPolls,
-    webRoot: existsSync(webRoot) ? webRoot : null,
+    webRoot: existsSync(join(webRoot, 'index.html')) ? webRoot : null,
+    demo: config.demo,
     processMetrics: true,
     webhook: config.webhookUrl === null
       ? null
       : { url: config.webhookUrl, secret: config.webhookSecret, textFields: config.webhookTextFields, debounceMs: config.webhookDebounceMs },
   })
+  if (config.demo) log.warn('DEMO is on: any client may close its own and its room\'s connections (/api/demo)')
   const address = await server.listen(config.port, config.host)
   log.info({ port: address.port, host: config.host }, `listening on http://${config.host}:${address.port}`)
 

@@ -11,6 +11,7 @@ import { Rooms } from './rooms.js'
 import { MemoryStorage } from './storage/memory.js'
 import type { Storage } from './storage/storage.js'
 import { docApiRoutes } from './transport/doc-api.js'
+import { demoRoutes } from './transport/demo.js'
 import { healthRoutes, sendText, staticRoutes, type RequestHandler } from './transport/http.js'
 import { LongPollTransport } from './transport/long-poll.js'
 import { WebSocketTransport, type Authorize } from './transport/websocket.js'
@@ -54,6 +55,11 @@ export interface SyncServerOptions {
   readonly docApi?: boolean
   /** POST a signed notice to a URL when rooms change. Default: none. */
   readonly webhook?: WebhookOptions | null
+  /**
+   * Serve the reconnect demo endpoints (`/api/demo/...`), which let any client close its own or its
+   * room's connections. For demonstrations only. Default false.
+   */
+  readonly demo?: boolean
 }
 
 /** A room held open for server-side use: it stays loaded until `release`. */
@@ -161,6 +167,7 @@ export class SyncServer {
         onError: metrics.error,
       }))
     }
+    this.#routes.push(demoRoutes({ rooms: this.rooms, log: this.log, enabled: options.demo === true }))
     if (options.webRoot != null) this.#routes.push(staticRoutes(options.webRoot))
   }
 

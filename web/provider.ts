@@ -1,0 +1,567 @@
+/**
+ * A Yjs provider that speaks the y-websocket protocol over a Channel and reconnects the way a fleet of
+ * clients should: exponential backoff with jitter, an immediate retry when the browser comes back online
+ * or the tab becomes visible, and no retry after a final close (4400-4499).
+ *
+ * It has the public shape of y-websocket's `WebsocketProvider` (`doc`, `awareness`, `roomname`,
+ * `synced`, `wsconnected`, `connect()`, `disconnect()`, `destroy()`, events `status`, `sync`, `synced`,
+ * `connection-close`, `connection-error`, `closed`), so code written for that one works with this one.
+ *
+ * The handshake, per connection: once the channel opens we send sync step 1 (our state vector) and our
+ * awareness state; the server sends its step 1, which we answer with step 2 (everything it lacks: the
+ * edits made while we were away); its step 2 answers ours, and from then on we are `synced`. Updates and
+ * awareness changes flow both ways as they happen.
+ *
+ * It touches no DOM: `window`/`document` listeners are added only where they exist, so it runs in Node.
+ */
+import type * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
+import * as decoding from 'lib0/decoding'
+import { ObservableV2 } from 'lib0/observable'
+import * as syncProtocol from 'y-protocols/sync'
+import * as authProtocol from 'y-protocols/auth'
+import * as awarenessProtocol from 'y-protocols/awareness'
+import { backoffDelay, backoffOptions, type Backoff, type BackoffOptions } from './backoff.js'
+import type { Channel, ChannelFactory, ChannelKind } from './channel.js'
+import { describeClose, isFinalClose, LocalClose } from './close-codes.js'
+
+const MESSAGE_SYNC = 0
+const MESSAGE_AWARENESS = 1
+const MESSAGE_AUTH = 2
+const MESSAGE_QUERY_AWARENESS = 3
+
+export type ProviderStatus = 'connecting' | 'connected' | 'disconnected'
+
+/** A closed (or failed) connection. */
+export interface ConnectionClose {
+  readonly code: number
+  readonly reason: string
+  /** The cause in words (see close-codes.ts). */
+  readonly cause: string
+  /** The server said not to retry (4400-4499). */
+  readonly final: boolean
+  /** This client closed it (disconnect, offline, silence, timeout, transport switch). */
+  readonly local: boolean
+  /** Whether the connection had opened. */
+  readonly opened: boolean
+  readonly kind: ChannelKind
+  /** `Date.now()` when it closed. */
+  readonly at: number
+}
+
+export interface ReconnectScheduled {
+  /** Failed attempts since the last successful sync (1 for the first retry). */
+  readonly attempt: number
+  readonly delayMs: number
+  /** `Date.now()` of the retry. */
+  readonly at: number
+}
+
+export interface Resynced {
+  /** From the channel opening to the first sync on it. */
+  readonly durationMs: number
+  /** From the previous connection closing to this sync; null on the first connection. */
+  readonly outageMs: number | null
+  readonly kind: ChannelKind
+}
+
+export interface ProviderEvents {
+  status (event: { status: ProviderStatus }): void
+  sync (synced: boolean): void
+  synced (synced: boolean): void
+  'connection-close' (event: ConnectionClose, provider: RelayProvider): void
+  /** A connection that closed before it opened. */
+  'connection-error' (event: ConnectionClose, provider: RelayProvider): void
+  /** The server closed with a final code: no more retries until `connect()` is called. */
+  closed (event: { code: number, reason: string }, provider: RelayProvider): void
+  'reconnect-scheduled' (event: ReconnectScheduled): void
+  resynced (event: Resynced): void
+  /** A connection attempt starts on this kind of channel. */
+  transport (event: { kind: ChannelKind }): void
+  'permission-denied' (event: { reason: string }): void
+  /** The browser went offline or online (never emitted where there is no `window`). */
+  online (online: boolean): void
+}
+
+export interface ProviderOptions {
+  /** Connect at once. Default true. */
+  readonly connect?: boolean
+  readonly awareness?: awarenessProtocol.Awareness
+  /** Query parameters of every connection (e.g. `token`). */
+  readonly params?: Record<string, string>
+  /** How to reach the server. Required: e.g. `websocketChannel()`. */
+  readonly channel: ChannelFactory
+  /** Used after `fallbackAfterFailures` connections in a row failed to open on `channel`. Default none. */
+  readonly fallback?: ChannelFactory | null
+  /** Default 2. */
+  readonly fallbackAfterFailures?: number
+  /** While on the fallback, try `channel` this often and move back when it opens. Default 60 s. */
+  readonly returnProbeMs?: number
+  readonly backoff?: BackoffOptions
+  /** Source of jitter. Default Math.random. */
+  readonly random?: () => number
+  /** Give up on a connection that has not opened after this long. Default 10 s. */
+  readonly connectTimeoutMs?: number
+  /** Close a connection that received nothing for this long (the server echoes awareness every 15 s). Default 30 s. */
+  readonly silenceTimeoutMs?: number
+  /** Send sync step 1 this often while connected; null for never. Default null. */
+  readonly resyncIntervalMs?: number | null
+}
+
+interface Attempt {
+  channel: Channel | null
+  readonly kind: ChannelKind
+  opened: boolean
+  closed: boolean
+  openedAt: number
+}
+
+interface BrowserGlobals {
+  addEventListener (type: string, listener: () => void): void
+  removeEventListener (type: string, listener: () => void): void
+  navigator?: { onLine?: boolean }
+  document?: { visibilityState?: string, addEventListener (type: string, listener: () => void): void, removeEventListener (type: string, listener: () => void): void }
+}
+
+const browser = (): BrowserGlobals | null => {
+  const w = (globalThis as { window?: BrowserGlobals }).window
+  return w !== undefined && typeof w.addEventListener === 'function' ? w : null
+}
+
+const unref = (timer: unknown): void => { (timer as { unref?: () => void }).unref?.() }
+
+const positive = (name: string, value: number, min: number): number => {
+  if (!Number.isFinite(value) || value < min) throw new RangeError(`${name} must be >= ${min}, got ${value}`)
+  return value
+}
+
+export class RelayProvider extends ObservableV2<ProviderEvents> {
+  readonly doc: Y.Doc
+  readonly awareness: awarenessProtocol.Awareness
+  readonly roomname: string
+  readonly serverUrl: string
+  /** Used for the next connection; may be changed (e.g. a fresh token). */
+  params: Record<string, string>
+  /** Whether the provider wants to be connected (false after `disconnect()` or a final close). */
+  shouldConnect = false
+
+  readonly #primary: ChannelFactory
+  readonly #fallback: ChannelFactory | null
+  readonly #fallbackAfter: number
+  readonly #returnProbeMs: number
+  readonly #backoff: Backoff
+  readonly #random: () => number
+  readonly #connectTimeoutMs: number
+  readonly #silenceTimeoutMs: number
+  readonly #browser: BrowserGlobals | null
+
+  #attempt: Attempt | null = null
+  #synced = false
+  #failures = 0
+  #primaryFailures = 0
+  #onFallback = false
+  #retryTimer: ReturnType<typeof setTimeout> | null = null
+  #retryAt: number | null = null
+  #connectTimer: ReturnType<typeof setTimeout> | null = null
+  #probeTimer: ReturnType<typeof setTimeout> | null = null
+  #probe: Attempt | null = null
+  #lastMessageAt = 0
+  #disconnectedAt: number | null = null
+  #lastClose: ConnectionClose | null = null
+  #lastResync: Resynced | null = null
+  readonly #watchdog: ReturnType<typeof setInterval>
+  readonly #resync: ReturnType<typeof setInterval> | null
+  #destroyed = false
+
+  constructor (serverUrl: string, roomname: string, doc: Y.Doc, options: ProviderOptions) {
+    super()
+    if (typeof options?.channel !== 'function') throw new TypeError('RelayProvider: options.channel must be a ChannelFactory')
+    this.serverUrl = serverUrl.replace(/\/+$/, '')
+    this.roomname = roomname
+    this.doc = doc
+    this.awareness = options.awareness ?? new awarenessProtocol.Awareness(doc)
+    this.params = { ...(options.params ?? {}) }
+    this.#primary = options.channel
+    this.#fallback = options.fallback ?? null
+    this.#fallbackAfter = positive('fallbackAfterFailures', options.fallbackAfterFailures ?? 2, 1)
+    this.#returnProbeMs = positive('returnProbeMs', options.returnProbeMs ?? 60_000, 100)
+    this.#backoff = backoffOptions(options.backoff)
+    this.#random = options.random ?? Math.random
+    this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs ?? 10_000, 10)
+    this.#silenceTimeoutMs = positive('silenceTimeoutMs', options.silenceTimeoutMs ?? 30_000, 100)
+    const resync = options.resyncIntervalMs ?? null
+    this.#resync = resync === null ? null : setInterval(() => this.#sendSyncStep1(), positive('resyncIntervalMs', resync, 10))
+    if (this.#resync !== null) unref(this.#resync)
+    this.#watchdog = setInterval(() => this.#checkSilence(), Math.max(50, this.#silenceTimeoutMs / 10))
+    unref(this.#watchdog)
+
+    doc.on('update', this.#onDocUpdate)
+    this.awareness.on('update', this.#onAwarenessUpdate)
+    this.#browser = browser()
+    if (this.#browser !== null) {
+      this.#browser.addEventListener('online', this.#onOnline)
+      this.#browser.addEventListener('offline', this.#onOffline)
+      this.#browser.document?.addEventListener('visibilitychange', this.#onVisible)
+    }
+    if (options.connect ?? true) this.connect()
+  }
+
+  /** The connection is open (it may not have synced yet). */
+  get wsconnected (): boolean {
+    return this.#attempt?.opened === true
+  }
+
+  get wsconnecting (): boolean {
+    return this.#attempt !== null && !this.#attempt.opened
+  }
+
+  get status (): ProviderStatus {
+    return this.wsconnected ? 'connected' : this.wsconnecting ? 'connecting' : 'disconnected'
+  }
+
+  get synced (): boolean {
+    return this.#synced
+  }
+
+  set synced (state: boolean) {
+    if (this.#synced === state) return
+    this.#synced = state
+    this.emit('synced', [state])
+    this.emit('sync', [state])
+  }
+
+  /** The kind of channel in use, or the one the next attempt will use. */
+  get transport (): ChannelKind {
+    return this.#attempt?.kind ?? (this.#onFallback ? 'poll' : 'websocket')
+  }
+
+  /** Failed attempts since the last successful sync. */
+  get failures (): number {
+    return this.#failures
+  }
+
+  /** `Date.now()` of the scheduled retry, or null. */
+  get nextRetryAt (): number | null {
+    return this.#retryAt
+  }
+
+  get lastClose (): ConnectionClose | null {
+    return this.#lastClose
+  }
+
+  get lastResync (): Resynced | null {
+    return this.#lastResync
+  }
+
+  /** False only where a browser says it is offline. */
+  get online (): boolean {
+    return this.#browser?.navigator?.onLine !== false
+  }
+
+  /** Connects now (cancelling a scheduled retry), and keeps reconnecting until `disconnect()`. */
+  connect (): void {
+    if (this.#destroyed) return
+    this.shouldConnect = true
+    if (this.#attempt === null) this.#open()
+  }
+
+  /** Closes the connection and stops reconnecting. */
+  disconnect (): void {
+    this.shouldConnect = false
+    this.#clearRetry()
+    this.#stopProbe()
+    this.#attempt?.channel?.close(LocalClose.REQUESTED, 'disconnect')
+  }
+
+  override destroy (): void {
+    if (this.#destroyed) return
+    this.disconnect()
+    this.#destroyed = true
+    clearInterval(this.#watchdog)
+    if (this.#resync !== null) clearInterval(this.#resync)
+    this.doc.off('update', this.#onDocUpdate)
+    this.awareness.off('update', this.#onAwarenessUpdate)
+    if (this.#browser !== null) {
+      this.#browser.removeEventListener('online', this.#onOnline)
+      this.#browser.removeEventListener('offline', this.#onOffline)
+      this.#browser.document?.removeEventListener('visibilitychange', this.#onVisible)
+    }
+    super.destroy()
+  }
+
+  #open (): void {
+    this.#clearRetry()
+    if (!this.online) {
+      // No point trying: the `online` event brings us back at once.
+      this.emit('status', [{ status: 'disconnected' }])
+      return
+    }
+    const kind: ChannelKind = this.#onFallback ? 'poll' : 'websocket'
+    const factory = this.#onFallback && this.#fallback !== null ? this.#fallback : this.#primary
+    const attempt = this.#startAttempt(factory, kind, {
+      open: () => this.#opened(attempt),
+      message: (frame) => this.#receive(attempt, frame),
+      close: (code, reason) => this.#closed(attempt, code, reason),
+    })
+    if (attempt.closed || this.#attempt !== attempt) return
+    this.#connectTimer = setTimeout(() => {
+      if (this.#attempt === attempt && !attempt.opened) attempt.channel?.close(LocalClose.CONNECT_TIMEOUT, 'connect timeout')
+    }, this.#connectTimeoutMs)
+    unref(this.#connectTimer)
+  }
+
+  #startAttempt (factory: ChannelFactory, kind: ChannelKind, handlers: { open (): void, message (frame: Uint8Array): void, close (code: number, reason: string): void }): Attempt {
+    const attempt: Attempt = { channel: null, kind, opened: false, closed: false, openedAt: 0 }
+    this.#attempt = attempt
+    this.emit('transport', [{ kind }])
+    this.emit('status', [{ status: 'connecting' }])
+    try {
+      attempt.channel = factory({ serverUrl: this.serverUrl, room: this.roomname, params: this.params, doc: this.doc, awareness: this.awareness }, handlers)
+    } catch (error) {
+      // A factory that throws (e.g. a bad URL) is a failed attempt like any other: retried with backoff.
+      if (!attempt.closed) handlers.close(1006, error instanceof Error ? error.message : String(error))
+    }
+    return attempt
+  }
+
+  #opened (attempt: Attempt): void {
+    if (this.#attempt !== attempt || attempt.closed) return
+    this.#clearConnectTimer()
+    attempt.opened = true
+    attempt.openedAt = Date.now()
+    this.#lastMessageAt = attempt.openedAt
+    if (attempt.kind === 'websocket') this.#primaryFailures = 0
+    this.emit('status', [{ status: 'connected' }])
+    this.#sendSyncStep1()
+    if (this.awareness.getLocalState() !== null) {
+      this.#send(encodeMessage(MESSAGE_AWARENESS, (encoder) =>
+        encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.doc.clientID]))))
+    }
+    if (this.#onFallback) this.#scheduleProbe()
+  }
+
+  #receive (attempt: Attempt, frame: Uint8Array): void {
+    if (this.#attempt !== attempt || attempt.closed) return
+    this.#lastMessageAt = Date.now()
+    const decoder = decoding.createDecoder(frame)
+    const encoder = encoding.createEncoder()
+    try {
+      const type = decoding.readVarUint(decoder)
+      switch (type) {
+        case MESSAGE_SYNC: {
+          encoding.writeVarUint(encoder, MESSAGE_SYNC)
+          const sub = syncProtocol.readSyncMessage(decoder, encoder, this.doc, this)
+          if (sub === syncProtocol.messageYjsSyncStep2 && !this.#synced) this.#becameSynced(attempt)
+          break
+        }
+        case MESSAGE_AWARENESS:
+          awarenessProtocol.applyAwarenessUpdate(this.awareness, decoding.readVarUint8Array(decoder), this)
+          break
+        case MESSAGE_QUERY_AWARENESS:
+          encoding.writeVarUint(encoder, MESSAGE_AWARENESS)
+          encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()]))
+          break
+        case MESSAGE_AUTH:
+          authProtocol.readAuthMessage(decoder, this.doc, (_doc, reason) => this.emit('permission-denied', [{ reason }]))
+          break
+        default:
+          // A newer server may send message types we do not know: skipping them is what stock clients do.
+          return
+      }
+    } catch (error) {
+      // A frame we cannot read leaves our document in an unknown state relative to the server: start over.
+      attempt.channel?.close(1002, `unreadable message: ${error instanceof Error ? error.message : String(error)}`)
+      return
+    }
+    if (encoding.length(encoder) > 1) this.#send(encoding.toUint8Array(encoder))
+  }
+
+  #becameSynced (attempt: Attempt): void {
+    const now = Date.now()
+    this.#failures = 0
+    const resynced: Resynced = {
+      durationMs: now - attempt.openedAt,
+      outageMs: this.#disconnectedAt === null ? null : now - this.#disconnectedAt,
+      kind: attempt.kind,
+    }
+    this.#disconnectedAt = null
+    this.#lastResync = resynced
+    this.synced = true
+    this.emit('resynced', [resynced])
+  }
+
+  #closed (attempt: Attempt, code: number, reason: string): void {
+    if (attempt.closed) return
+    attempt.closed = true
+    if (this.#attempt !== attempt) return
+    this.#attempt = null
+    this.#clearConnectTimer()
+    this.#stopProbe()
+    const local = code === LocalClose.REQUESTED && reason === 'disconnect' ? true : code >= 4990 && code <= 4999
+    const info: ConnectionClose = {
+      code,
+      reason,
+      cause: describeClose(code, reason),
+      final: !local && isFinalClose(code),
+      local,
+      opened: attempt.opened,
+      kind: attempt.kind,
+      at: Date.now(),
+    }
+    this.#lastClose = info
+    if (attempt.opened) {
+      this.#disconnectedAt ??= info.at
+      this.synced = false
+      // Everyone else's cursor is stale until we hear from the server again.
+      const others = [...this.awareness.getStates().keys()].filter((id) => id !== this.doc.clientID)
+      awarenessProtocol.removeAwarenessStates(this.awareness, others, this)
+    }
+    if (code !== LocalClose.SWITCHED) this.#failures++
+    if (!attempt.opened) this.#countOpenFailure(attempt.kind)
+    this.emit('status', [{ status: 'disconnected' }])
+    this.emit('connection-close', [info, this])
+    if (!attempt.opened) this.emit('connection-error', [info, this])
+    if (info.final) {
+      this.shouldConnect = false
+      this.emit('closed', [{ code, reason }, this])
+      return
+    }
+    if (!this.shouldConnect || this.#destroyed) return
+    if (code === LocalClose.SWITCHED) this.#open()
+    else this.#scheduleRetry()
+  }
+
+  #countOpenFailure (kind: ChannelKind): void {
+    if (this.#fallback === null) return
+    if (kind === 'websocket' && !this.#onFallback) {
+      this.#primaryFailures++
+      if (this.#primaryFailures >= this.#fallbackAfter) this.#onFallback = true
+    } else if (this.#onFallback) {
+      // The fallback does not open either: give the primary another round.
+      this.#onFallback = false
+      this.#primaryFailures = 0
+    }
+  }
+
+  #scheduleRetry (): void {
+    if (!this.online) return
+    const delayMs = backoffDelay(this.#failures - 1, this.#backoff, this.#random)
+    this.#retryAt = Date.now() + delayMs
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null
+      this.#retryAt = null
+      if (this.shouldConnect && this.#attempt === null) this.#open()
+    }, delayMs)
+    this.emit('reconnect-scheduled', [{ attempt: this.#failures, delayMs, at: this.#retryAt }])
+  }
+
+  #clearRetry (): void {
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
+    this.#retryTimer = null
+    this.#retryAt = null
+  }
+
+  #clearConnectTimer (): void {
+    if (this.#connectTimer !== null) clearTimeout(this.#connectTimer)
+    this.#connectTimer = null
+  }
+
+  /** While on the fallback: try the primary now and then; when it opens, reconnect over it. */
+  #scheduleProbe (): void {
+    this.#stopProbe()
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = null
+      const current = this.#attempt
+      if (current === null || !this.#onFallback) return
+      const probe: Attempt = { channel: null, kind: 'websocket', opened: false, closed: false, openedAt: 0 }
+      this.#probe = probe
+      const done = (): void => {
+        if (this.#probe === probe) this.#probe = null
+      }
+      try {
+        probe.channel = this.#primary({ serverUrl: this.serverUrl, room: this.roomname, params: this.params, doc: this.doc, awareness: this.awareness }, {
+          open: () => {
+            probe.opened = true
+            probe.channel?.close(1000, 'probe')
+            done()
+            if (this.#attempt !== current) return
+            this.#onFallback = false
+            this.#primaryFailures = 0
+            current.channel?.close(LocalClose.SWITCHED, 'moving back to websocket')
+          },
+          message: () => {},
+          close: () => {
+            done()
+            if (!probe.opened && this.#attempt === current) this.#scheduleProbe()
+          },
+        })
+      } catch {
+        done()
+        this.#scheduleProbe()
+      }
+    }, this.#returnProbeMs)
+    unref(this.#probeTimer)
+  }
+
+  #stopProbe (): void {
+    if (this.#probeTimer !== null) clearTimeout(this.#probeTimer)
+    this.#probeTimer = null
+    const probe = this.#probe
+    this.#probe = null
+    probe?.channel?.close(1000, 'probe cancelled')
+  }
+
+  #send (frame: Uint8Array): void {
+    const attempt = this.#attempt
+    if (attempt?.opened === true && !attempt.closed) attempt.channel?.send(frame)
+  }
+
+  #sendSyncStep1 (): void {
+    this.#send(encodeMessage(MESSAGE_SYNC, (encoder) => syncProtocol.writeSyncStep1(encoder, this.doc)))
+  }
+
+  #checkSilence (): void {
+    const attempt = this.#attempt
+    if (attempt?.opened === true && Date.now() - this.#lastMessageAt > this.#silenceTimeoutMs) {
+      attempt.channel?.close(LocalClose.SILENT, 'nothing received')
+    }
+  }
+
+  #onDocUpdate = (update: Uint8Array, origin: unknown): void => {
+    if (origin === this) return
+    this.#send(encodeMessage(MESSAGE_SYNC, (encoder) => syncProtocol.writeUpdate(encoder, update)))
+  }
+
+  #onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown): void => {
+    if (origin === this) return
+    const changed = added.concat(updated, removed)
+    this.#send(encodeMessage(MESSAGE_AWARENESS, (encoder) =>
+      encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed))))
+  }
+
+  #onOnline = (): void => {
+    this.emit('online', [true])
+    if (this.shouldConnect && this.#attempt === null) this.#open()
+  }
+
+  #onOffline = (): void => {
+    this.emit('online', [false])
+    this.#clearRetry()
+    this.#attempt?.channel?.close(LocalClose.OFFLINE, 'offline')
+  }
+
+  #onVisible = (): void => {
+    if (this.#browser?.document?.visibilityState !== 'visible') return
+    // Back from a hidden tab (maybe a sleeping laptop): retry now instead of at the end of a long backoff,
+    // and do not trust a connection that has been silent.
+    this.#checkSilence()
+    if (this.shouldConnect && this.#attempt === null) this.#open()
+  }
+}
+
+const encodeMessage = (type: number, write: (encoder: encoding.Encoder) => void): Uint8Array => {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, type)
+  write(encoder)
+  return encoding.toUint8Array(encoder)
+}

@@ -1,0 +1,88 @@
+/**
+ * A Channel over a WebSocket: the browser's, or any implementation with the same shape (`ws` in Node).
+ * The room is percent-encoded into the URL path, so any name (spaces, `/`, `?`, unicode) reaches the
+ * server as one path segment.
+ */
+import type { Channel, ChannelEvents, ChannelFactory, ChannelTarget } from './channel.js'
+
+/** The part of the WebSocket API a channel uses. */
+export interface WebSocketLike {
+  binaryType: string
+  readonly readyState: number
+  onopen: ((event: unknown) => void) | null
+  onmessage: ((event: { data: unknown }) => void) | null
+  onclose: ((event: { code: number, reason: string }) => void) | null
+  onerror: ((event: unknown) => void) | null
+  send (data: Uint8Array): void
+  close (code?: number, reason?: string): void
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike
+
+export interface WebSocketChannelOptions {
+  /** Default: the global `WebSocket`. Pass `ws`'s class in Node. */
+  readonly WebSocket?: WebSocketConstructor
+}
+
+const OPEN = 1
+
+/** The URL of a room: `<serverUrl>/<encoded room>?<params>`. */
+export const roomUrl = (target: Pick<ChannelTarget, 'serverUrl' | 'room' | 'params'>): string => {
+  const base = target.serverUrl.replace(/\/+$/, '')
+  const query = new URLSearchParams(target.params).toString()
+  return `${base}/${encodeURIComponent(target.room)}${query === '' ? '' : `?${query}`}`
+}
+
+const toBytes = (data: unknown): Uint8Array | null => {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  if (data instanceof Uint8Array) return data
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  return null
+}
+
+/** Makes channels over WebSocket. */
+export const websocketChannel = (options: WebSocketChannelOptions = {}): ChannelFactory => {
+  const Impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+  if (Impl === undefined) throw new TypeError('websocketChannel: no global WebSocket here; pass options.WebSocket')
+  return (target: ChannelTarget, events: ChannelEvents): Channel => {
+    let done = false
+    const finish = (code: number, reason: string): void => {
+      if (done) return
+      done = true
+      socket.onopen = null
+      socket.onmessage = null
+      socket.onclose = null
+      // A socket closed while connecting reports an error; with no listener, Node's `ws` would throw.
+      socket.onerror = () => {}
+      events.close(code, reason)
+    }
+    const socket = new Impl(roomUrl(target))
+    socket.binaryType = 'arraybuffer'
+    socket.onopen = () => { if (!done) events.open() }
+    socket.onmessage = (event) => {
+      if (done) return
+      const frame = toBytes(event.data)
+      // Text frames are not part of the protocol: ignore them rather than misread them.
+      if (frame !== null) events.message(frame)
+    }
+    socket.onclose = (event) => finish(event.code, event.reason)
+    // An error is always followed by a close event, which carries the code.
+    socket.onerror = () => {}
+    return {
+      kind: 'websocket',
+      send: (frame) => {
+        if (!done && socket.readyState === OPEN) socket.send(frame)
+      },
+      close: (code = 1000, reason = '') => {
+        if (done) return
+        try {
+          // Browsers accept only 1000 and 3000-4999 from a client; the code we report is ours either way.
+          socket.close(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000, reason)
+        } catch {
+          // Already closing.
+        }
+        finish(code, reason)
+      },
+    }
+  }
+}
