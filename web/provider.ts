@@ -333,10 +333,10 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     if (attempt.kind === 'websocket') this.#primaryFailures = 0
     this.emit('status', [{ status: 'connected' }])
     this.#sendSyncStep1()
-    if (this.awareness.getLocalState() !== null) {
-      this.#send(encodeMessage(MESSAGE_AWARENESS, (encoder) =>
-        encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.doc.clientID]))))
-    }
+    // Announce ourselves with a new clock: the server dropped our state when the last connection closed
+    // but remembers its clock, and ignores a state that is not newer. Our update handler sends it.
+    const local = this.awareness.getLocalState()
+    if (local !== null) this.awareness.setLocalState(local)
     if (this.#onFallback) this.#scheduleProbe()
   }
 
@@ -415,6 +415,8 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
       // Everyone else's cursor is stale until we hear from the server again.
       const others = [...this.awareness.getStates().keys()].filter((id) => id !== this.doc.clientID)
       awarenessProtocol.removeAwarenessStates(this.awareness, others, this)
+      // Forget their clocks too, or the same states sent again on reconnect would look old and be ignored.
+      for (const id of others) this.awareness.meta.delete(id)
     }
     if (code !== LocalClose.SWITCHED) this.#failures++
     if (!attempt.opened) this.#countOpenFailure(attempt.kind)
