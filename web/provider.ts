@@ -15,98 +15,15 @@
  * It touches no DOM: `window`/`document` listeners are added only where they exist, so it runs in Node.
  */
 import type * as Y from 'yjs'
-import * as encoding from 'lib0/encoding'
-import * as decoding from 'lib0/decoding'
 import { ObservableV2 } from 'lib0/observable'
-import * as syncProtocol from 'y-protocols/sync'
-import * as authProtocol from 'y-protocols/auth'
 import * as awarenessProtocol from 'y-protocols/awareness'
-import { backoffDelay, backoffOptions, type Backoff, type BackoffOptions } from './backoff.js'
+import { backoffDelay, backoffOptions, type Backoff } from './backoff.js'
 import type { Channel, ChannelFactory, ChannelKind } from './channel.js'
 import { describeClose, isFinalClose, LocalClose } from './close-codes.js'
+import type { ConnectionClose, ProviderEvents, ProviderOptions, ProviderStatus, Resynced } from './provider-events.js'
+import { awarenessFrame, readFrame, syncStep1Frame, updateFrame, type FrameResult } from './sync-messages.js'
 
-const MESSAGE_SYNC = 0
-const MESSAGE_AWARENESS = 1
-const MESSAGE_AUTH = 2
-const MESSAGE_QUERY_AWARENESS = 3
-
-export type ProviderStatus = 'connecting' | 'connected' | 'disconnected'
-
-/** A closed (or failed) connection. */
-export interface ConnectionClose {
-  readonly code: number
-  readonly reason: string
-  /** The cause in words (see close-codes.ts). */
-  readonly cause: string
-  /** The server said not to retry (4400-4499). */
-  readonly final: boolean
-  /** This client closed it (disconnect, offline, silence, timeout, transport switch). */
-  readonly local: boolean
-  /** Whether the connection had opened. */
-  readonly opened: boolean
-  readonly kind: ChannelKind
-  /** `Date.now()` when it closed. */
-  readonly at: number
-}
-
-export interface ReconnectScheduled {
-  /** Failed attempts since the last successful sync (1 for the first retry). */
-  readonly attempt: number
-  readonly delayMs: number
-  /** `Date.now()` of the retry. */
-  readonly at: number
-}
-
-export interface Resynced {
-  /** From the channel opening to the first sync on it. */
-  readonly durationMs: number
-  /** From the previous connection closing to this sync; null on the first connection. */
-  readonly outageMs: number | null
-  readonly kind: ChannelKind
-}
-
-export interface ProviderEvents {
-  status (event: { status: ProviderStatus }): void
-  sync (synced: boolean): void
-  synced (synced: boolean): void
-  'connection-close' (event: ConnectionClose, provider: RelayProvider): void
-  /** A connection that closed before it opened. */
-  'connection-error' (event: ConnectionClose, provider: RelayProvider): void
-  /** The server closed with a final code: no more retries until `connect()` is called. */
-  closed (event: { code: number, reason: string }, provider: RelayProvider): void
-  'reconnect-scheduled' (event: ReconnectScheduled): void
-  resynced (event: Resynced): void
-  /** A connection attempt starts on this kind of channel. */
-  transport (event: { kind: ChannelKind }): void
-  'permission-denied' (event: { reason: string }): void
-  /** The browser went offline or online (never emitted where there is no `window`). */
-  online (online: boolean): void
-}
-
-export interface ProviderOptions {
-  /** Connect at once. Default true. */
-  readonly connect?: boolean
-  readonly awareness?: awarenessProtocol.Awareness
-  /** Query parameters of every connection (e.g. `token`). */
-  readonly params?: Record<string, string>
-  /** How to reach the server. Required: e.g. `websocketChannel()`. */
-  readonly channel: ChannelFactory
-  /** Used after `fallbackAfterFailures` connections in a row failed to open on `channel`. Default none. */
-  readonly fallback?: ChannelFactory | null
-  /** Default 2. */
-  readonly fallbackAfterFailures?: number
-  /** While on the fallback, try `channel` this often and move back when it opens. Default 60 s. */
-  readonly returnProbeMs?: number
-  readonly backoff?: BackoffOptions
-  /** Source of jitter. Default Math.random. */
-  readonly random?: () => number
-  /** Give up on a connection that has not opened after this long. Default 10 s. */
-  readonly connectTimeoutMs?: number
-  /** Close a connection that received nothing for this long (the server echoes awareness every 15 s). Default 30 s. */
-  readonly silenceTimeoutMs?: number
-  /** Send sync step 1 this often while connected; null for never. Default null. */
-  readonly resyncIntervalMs?: number | null
-}
+export type { ConnectionClose, ProviderEvents, ProviderOptions, ProviderStatus, ReconnectScheduled, Resynced } from './provider-events.js'
 
 interface Attempt {
   channel: Channel | null
@@ -343,37 +260,16 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   #receive (attempt: Attempt, frame: Uint8Array): void {
     if (this.#attempt !== attempt || attempt.closed) return
     this.#lastMessageAt = Date.now()
-    const decoder = decoding.createDecoder(frame)
-    const encoder = encoding.createEncoder()
+    let result: FrameResult
     try {
-      const type = decoding.readVarUint(decoder)
-      switch (type) {
-        case MESSAGE_SYNC: {
-          encoding.writeVarUint(encoder, MESSAGE_SYNC)
-          const sub = syncProtocol.readSyncMessage(decoder, encoder, this.doc, this)
-          if (sub === syncProtocol.messageYjsSyncStep2 && !this.#synced) this.#becameSynced(attempt)
-          break
-        }
-        case MESSAGE_AWARENESS:
-          awarenessProtocol.applyAwarenessUpdate(this.awareness, decoding.readVarUint8Array(decoder), this)
-          break
-        case MESSAGE_QUERY_AWARENESS:
-          encoding.writeVarUint(encoder, MESSAGE_AWARENESS)
-          encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()]))
-          break
-        case MESSAGE_AUTH:
-          authProtocol.readAuthMessage(decoder, this.doc, (_doc, reason) => this.emit('permission-denied', [{ reason }]))
-          break
-        default:
-          // A newer server may send message types we do not know: skipping them is what stock clients do.
-          return
-      }
+      result = readFrame(frame, this.doc, this.awareness, this, (reason) => this.emit('permission-denied', [{ reason }]))
     } catch (error) {
       // A frame we cannot read leaves our document in an unknown state relative to the server: start over.
       attempt.channel?.close(1002, `unreadable message: ${error instanceof Error ? error.message : String(error)}`)
       return
     }
-    if (encoding.length(encoder) > 1) this.#send(encoding.toUint8Array(encoder))
+    if (result.syncStep2 && !this.#synced) this.#becameSynced(attempt)
+    if (result.reply !== null) this.#send(result.reply)
   }
 
   #becameSynced (attempt: Attempt): void {
@@ -519,7 +415,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   }
 
   #sendSyncStep1 (): void {
-    this.#send(encodeMessage(MESSAGE_SYNC, (encoder) => syncProtocol.writeSyncStep1(encoder, this.doc)))
+    this.#send(syncStep1Frame(this.doc))
   }
 
   #checkSilence (): void {
@@ -531,14 +427,13 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
 
   #onDocUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === this) return
-    this.#send(encodeMessage(MESSAGE_SYNC, (encoder) => syncProtocol.writeUpdate(encoder, update)))
+    this.#send(updateFrame(update))
   }
 
   #onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown): void => {
     if (origin === this) return
     const changed = added.concat(updated, removed)
-    this.#send(encodeMessage(MESSAGE_AWARENESS, (encoder) =>
-      encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed))))
+    this.#send(awarenessFrame(this.awareness, changed))
   }
 
   #onOnline = (): void => {
@@ -559,11 +454,4 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     this.#checkSilence()
     if (this.shouldConnect && this.#attempt === null) this.#open()
   }
-}
-
-const encodeMessage = (type: number, write: (encoder: encoding.Encoder) => void): Uint8Array => {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, type)
-  write(encoder)
-  return encoding.toUint8Array(encoder)
 }

@@ -1,0 +1,39 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { describeClose, isFinalClose } from '../../web/close-codes.js'
+import { randomRoomName, roomFromUrl, shareUrl } from '../../web/room-url.js'
+import { roomUrl } from '../../web/websocket-channel.js'
+
+test('close codes are described in words, and only 4400-4499 are final', () => {
+  assert.equal(describeClose(4000), 'connection-age limit: the server closes long-lived sockets')
+  assert.equal(describeClose(1012, 'server restarting'), 'server restart (server restarting)')
+  assert.equal(describeClose(1006), 'network: the connection broke or could not be made')
+  assert.match(describeClose(4503), /^storage unavailable/)
+  assert.match(describeClose(4401), /^authentication required/)
+  assert.match(describeClose(4403), /^forbidden/)
+  assert.equal(describeClose(4450), 'rejected by the server')
+  assert.equal(describeClose(4555), 'server busy, try again later')
+  assert.deepEqual([4399, 4400, 4403, 4499, 4500, 4000, 1012].map(isFinalClose), [false, true, true, true, false, false, false])
+})
+
+test('the room comes from ?room= first, then the hash, decoded', () => {
+  assert.equal(roomFromUrl('http://h/?room=a%20b#c'), 'a b')
+  assert.equal(roomFromUrl('http://h/#my%20room%20%E2%9C%93'), 'my room ✓')
+  assert.equal(roomFromUrl('http://h/#bad%E0%A4%A'), 'bad%E0%A4%A')
+  assert.equal(roomFromUrl('http://h/'), null)
+  assert.equal(roomFromUrl('http://h/?room=%20'), null)
+})
+
+test('a share link round-trips any room name, and random rooms look alike but differ', () => {
+  for (const room of ['plain', 'my room ✓ <script>alert(1)</script>', 'a/b?c#d&e=f']) {
+    assert.equal(roomFromUrl(shareUrl('http://h:8080/?x=1#old', room)), room)
+  }
+  const a = randomRoomName()
+  assert.match(a, /^note-[0-9a-z]{10}$/)
+  assert.notEqual(a, randomRoomName())
+})
+
+test('the WebSocket URL carries the room as one percent-encoded path segment, then the params', () => {
+  assert.equal(roomUrl({ serverUrl: 'ws://h:1/', room: 'a b/ü?', params: {} }), 'ws://h:1/a%20b%2F%C3%BC%3F')
+  assert.equal(roomUrl({ serverUrl: 'ws://h:1', room: 'r', params: { token: 'x y' } }), 'ws://h:1/r?token=x+y')
+})
