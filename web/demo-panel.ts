@@ -5,6 +5,7 @@
  */
 import { byId, clock, h, seconds } from './dom.js'
 import type { RelayProvider } from './provider.js'
+import { serverRoomName } from './websocket-channel.js'
 
 const MAX_LOG = 60
 
@@ -37,7 +38,8 @@ export const mountDemoPanel = ({ provider, apiBase }: DemoPanelOptions): void =>
   provider.on('closed', ({ code }) => add('stopped', `The server closed with ${code}: not reconnecting`))
   provider.on('online', (online) => add(online ? 'online' : 'offline', online ? 'The browser is online' : 'The browser is offline'))
 
-  const room = encodeURIComponent(provider.roomname)
+  // The demo API names the room as the server does: the raw path of the WebSocket URL.
+  const room = serverRoomName(provider.roomname)
   const post = async (path: string, what: string): Promise<void> => {
     try {
       const response = await fetch(`${apiBase}/api/demo/${room}/${path}`, { method: 'POST' })

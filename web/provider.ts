@@ -27,7 +27,8 @@ export type { ConnectionClose, ProviderEvents, ProviderOptions, ProviderStatus, 
 
 interface Attempt {
   channel: Channel | null
-  readonly kind: ChannelKind
+  /** What the attempt started on; once open, what the channel says it is (a composed channel may differ). */
+  kind: ChannelKind
   opened: boolean
   closed: boolean
   openedAt: number
@@ -246,6 +247,11 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     this.#clearConnectTimer()
     attempt.opened = true
     attempt.openedAt = Date.now()
+    const kind = attempt.channel?.kind ?? attempt.kind
+    if (kind !== attempt.kind) {
+      attempt.kind = kind
+      this.emit('transport', [{ kind }])
+    }
     this.#lastMessageAt = attempt.openedAt
     if (attempt.kind === 'websocket') this.#primaryFailures = 0
     this.emit('status', [{ status: 'connected' }])

@@ -1,7 +1,5 @@
 /**
  * A Channel over a WebSocket: the browser's, or any implementation with the same shape (`ws` in Node).
- * The room is percent-encoded into the URL path, so any name (spaces, `/`, `?`, unicode) reaches the
- * server as one path segment.
  */
 import type { Channel, ChannelEvents, ChannelFactory, ChannelTarget } from './channel.js'
 
@@ -26,12 +24,22 @@ export interface WebSocketChannelOptions {
 
 const OPEN = 1
 
-/** The URL of a room: `<serverUrl>/<encoded room>?<params>`. */
+/**
+ * The room as it goes into a URL path, the way y-websocket writes it (as is; the URL parser then
+ * percent-encodes spaces, `<`, `>`, unicode...), except `?` and `#`, which would end the path. So a stock
+ * client and this one name the same server room, and the long-poll channel (`pollUrl`) does the same.
+ */
+export const roomPath = (room: string): string => room.replace(/[?#]/g, (c) => encodeURIComponent(c))
+
+/** The URL of a room: `<serverUrl>/<room path>?<params>`. */
 export const roomUrl = (target: Pick<ChannelTarget, 'serverUrl' | 'room' | 'params'>): string => {
   const base = target.serverUrl.replace(/\/+$/, '')
   const query = new URLSearchParams(target.params).toString()
-  return `${base}/${encodeURIComponent(target.room)}${query === '' ? '' : `?${query}`}`
+  return `${base}/${roomPath(target.room)}${query === '' ? '' : `?${query}`}`
 }
+
+/** The room exactly as the server sees it in a request path (percent-encoded by the URL parser). */
+export const serverRoomName = (room: string): string => new URL(`ws://h/${roomPath(room)}`).pathname.slice(1)
 
 const toBytes = (data: unknown): Uint8Array | null => {
   if (data instanceof ArrayBuffer) return new Uint8Array(data)

@@ -205,6 +205,10 @@ describe('web editor in Chromium', { skip }, () => {
     assert.equal(url.searchParams.get('room'), room)
     await typeAtEnd(a, 'safe')
     await samePageText([a, b], { expected: 'safe' })
+    // The demo API finds the room under the same name as the socket did.
+    await a.page.click('#demo-close-me')
+    await a.page.waitForFunction(() => document.querySelector('#event-log li[data-kind="disconnect"]')?.textContent?.includes('4000') === true)
+    await waitSynced(a)
   })
 
   test('a page without a room gets a fresh random one in its URL, and the demo is reported off without DEMO', async () => {

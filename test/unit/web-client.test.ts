@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { describeClose, isFinalClose } from '../../web/close-codes.js'
 import { randomRoomName, roomFromUrl, shareUrl } from '../../web/room-url.js'
-import { roomUrl } from '../../web/websocket-channel.js'
+import { roomUrl, serverRoomName } from '../../web/websocket-channel.js'
 
 test('close codes are described in words, and only 4400-4499 are final', () => {
   assert.equal(describeClose(4000), 'connection-age limit: the server closes long-lived sockets')
@@ -33,7 +33,9 @@ test('a share link round-trips any room name, and random rooms look alike but di
   assert.notEqual(a, randomRoomName())
 })
 
-test('the WebSocket URL carries the room as one percent-encoded path segment, then the params', () => {
-  assert.equal(roomUrl({ serverUrl: 'ws://h:1/', room: 'a b/ü?', params: {} }), 'ws://h:1/a%20b%2F%C3%BC%3F')
+test('the WebSocket URL carries the room as y-websocket does (only ? and # escaped), then the params', () => {
+  assert.equal(roomUrl({ serverUrl: 'ws://h:1/', room: 'a b/ü?#', params: {} }), 'ws://h:1/a b/ü%3F%23')
   assert.equal(roomUrl({ serverUrl: 'ws://h:1', room: 'r', params: { token: 'x y' } }), 'ws://h:1/r?token=x+y')
+  assert.equal(serverRoomName('my room ✓ <script>'), 'my%20room%20%E2%9C%93%20%3Cscript%3E')
+  assert.equal(serverRoomName('a/b?c'), 'a/b%3Fc')
 })
