@@ -15,6 +15,8 @@ import { RelayProvider } from './provider.js'
 import { randomRoomName, roomFromUrl, shareUrl } from './room-url.js'
 import { mountStatus } from './status-view.js'
 import { websocketChannel } from './websocket-channel.js'
+import { fallbackChannel } from './fallback-channel.js'
+import { pollChannel } from './poll-channel.js'
 
 const storage = ((): Storage | null => {
   try {
@@ -36,7 +38,8 @@ const doc = new Y.Doc()
 const text = doc.getText('text')
 const persistence = new IndexeddbPersistence(`yjs-relay/${room}`, doc)
 const serverUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
-const provider = new RelayProvider(serverUrl, room, doc, { channel: websocketChannel() })
+// WebSocket when it connects; HTTP long-polling where upgrades are blocked, moving back when they work.
+const provider = new RelayProvider(serverUrl, room, doc, { channel: fallbackChannel(websocketChannel(), pollChannel()) })
 
 mountPresence(provider.awareness, loadIdentity(storage), storage)
 mountStatus(provider)

@@ -20,8 +20,11 @@ declare const window: any
 declare const navigator: any
 
 const skip = browserMissing() ?? false
-/** What Chromium logs by itself when a WebSocket cannot connect: expected while the server is down. */
-const WS_FAILED = /WebSocket connection to .* failed/
+/**
+ * What Chromium logs by itself when it cannot reach the server (a WebSocket, then the long-poll fallback's
+ * requests): expected while the server is down.
+ */
+const UNREACHABLE = /WebSocket connection to .* failed|Failed to load resource: net::ERR_CONNECTION_REFUSED/
 
 describe('web editor in Chromium', { skip }, () => {
   let browser: Browser
@@ -107,7 +110,7 @@ describe('web editor in Chromium', { skip }, () => {
     await samePageText([a, b], { expected: 'one ' })
     await typeAtEnd(b, 'two ')
     await samePageText([a, b], { expected: 'one two ' })
-    for (const page of [a, b]) page.allow.push(WS_FAILED)
+    for (const page of [a, b]) page.allow.push(UNREACHABLE)
 
     await first.kill('SIGKILL')
     await waitFor(async () => (await statusOf(a)) === 'reconnecting' && (await statusOf(b)) === 'reconnecting', { timeoutMs: 15_000, message: 'both pages show the outage' })
