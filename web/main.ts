@@ -27,6 +27,9 @@ const storage = ((): Storage | null => {
 })()
 
 const room = roomFromUrl(location.href) ?? randomRoomName()
+// `?transport=poll` forces long-polling (to try it, or where upgrades hang instead of failing). Read
+// before the address is rewritten to the share link, which leaves it out.
+const forcePoll = new URL(location.href).searchParams.get('transport') === 'poll'
 const link = shareUrl(location.href, room)
 if (location.href !== link) history.replaceState(null, '', link)
 document.title = `${room} · yjs-relay`
@@ -39,7 +42,8 @@ const text = doc.getText('text')
 const persistence = new IndexeddbPersistence(`yjs-relay/${room}`, doc)
 const serverUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
 // WebSocket when it connects; HTTP long-polling where upgrades are blocked, moving back when they work.
-const provider = new RelayProvider(serverUrl, room, doc, { channel: fallbackChannel(websocketChannel(), pollChannel()) })
+const channel = forcePoll ? pollChannel() : fallbackChannel(websocketChannel(), pollChannel())
+const provider = new RelayProvider(serverUrl, room, doc, { channel })
 
 mountPresence(provider.awareness, loadIdentity(storage), storage)
 mountStatus(provider)

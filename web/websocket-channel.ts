@@ -48,11 +48,25 @@ const toBytes = (data: unknown): Uint8Array | null => {
   return null
 }
 
+/** A channel that fails at once, as a connection that could not be made. */
+const unavailable = (events: ChannelEvents): Channel => {
+  let done = false
+  const fail = (): void => {
+    if (done) return
+    done = true
+    events.close(1006, 'WebSocket is not available')
+  }
+  queueMicrotask(fail)
+  return { kind: 'websocket', send: () => {}, close: fail }
+}
+
 /** Makes channels over WebSocket. */
 export const websocketChannel = (options: WebSocketChannelOptions = {}): ChannelFactory => {
-  const Impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-  if (Impl === undefined) throw new TypeError('websocketChannel: no global WebSocket here; pass options.WebSocket')
   return (target: ChannelTarget, events: ChannelEvents): Channel => {
+    // Looked up per connection: some environments remove WebSocket, and then every attempt fails like a
+    // refused connection (1006), so a fallback channel moves on to long-polling.
+    const Impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+    if (typeof Impl !== 'function') return unavailable(events)
     let done = false
     const finish = (code: number, reason: string): void => {
       if (done) return
