@@ -65,7 +65,8 @@ export const withServer = async <T>(
     return await body(server, gens)
   } finally {
     for (const gen of gens) gen.kill()
-    await server.stop('SIGKILL')
+    // A graceful stop lets a profiled server write its profile.
+    await server.stop(process.env.BENCH_CPU_PROF === undefined ? 'SIGKILL' : 'SIGTERM')
     rmSync(dataDir, { recursive: true, force: true })
   }
 }

@@ -23,7 +23,22 @@ interface Step {
   readonly note: string
 }
 
+/** Runs one step; a server that failed it (backlog, dropped sockets) is replaced by a fresh one. */
 const step = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[], room: string, rate: number, burst: boolean): Promise<Step> => {
+  let result: Step
+  try {
+    result = await attempt(ctx, server, gens, room, rate, burst)
+  } catch (error) {
+    result = { ...FAILED, note: (error as Error).message }
+  }
+  if (!result.converged) {
+    await server.stop('SIGKILL')
+    await server.start()
+  }
+  return result
+}
+
+const attempt = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[], room: string, rate: number, burst: boolean): Promise<Step> => {
   const size = ctx.sizes.fanout
   const dialect = dialectOf(server.kind)
   const subscriberGens = gens.slice(1)
@@ -67,7 +82,8 @@ const step = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[], 
   }
 }
 
-const FAILED: Step = { converged: false, p50: Number.NaN, p99: Number.NaN, allMs: Number.NaN, updates: 0, note: 'skipped: failed at a lower rate' }
+const FAILED: Step = { converged: false, p50: Number.NaN, p99: Number.NaN, allMs: Number.NaN, updates: 0, note: '' }
+const SKIPPED: Step = { ...FAILED, note: 'skipped: failed at a lower rate' }
 
 export const fanout = async (ctx: Context): Promise<Row[]> => {
   const size = ctx.sizes.fanout
@@ -81,11 +97,13 @@ export const fanout = async (ctx: Context): Promise<Row[]> => {
   }
   for (const kind of ctx.servers) {
     await withServer(kind, {}, 1 + size.loadgens, async (server, gens) => {
+      // Warm-up (not measured): a freshly started server compiles its hot path on the first updates.
+      await step(ctx, server, gens, 'warm-up', size.rates[0]!, false)
       let failedBelow = false
       for (const rate of size.rates) {
         const steps: Step[] = []
         for (let rep = 0; rep < ctx.repeats; rep++) {
-          const result = failedBelow ? FAILED : await step(ctx, server, gens, `fanout-${rate}-${rep}`, rate, false)
+          const result = failedBelow ? SKIPPED : await step(ctx, server, gens, `fanout-${rate}-${rep}`, rate, false)
           ctx.log(`fanout ${kind} ${rate}/s #${rep}: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms${result.converged ? '' : ` NOT CONVERGED ${result.note}`}`)
           steps.push(result)
         }

@@ -79,7 +79,10 @@ export class ServerProcess {
     }
     if (this.kind === 'reference' && this.options.persist === true) env.YPERSISTENCE = join(this.options.dataDir, 'leveldb')
     this.#stderr = ''
-    const child = this.#child = spawn(process.execPath, [...process.execArgv.filter((a) => a.startsWith('--cpu-prof')), commandOf(this.kind)], {
+    // BENCH_CPU_PROF=<folder>: profile the server; the profile is written when it stops gracefully.
+    const profile = process.env.BENCH_CPU_PROF
+    const flags = profile === undefined || profile === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`]
+    const child = this.#child = spawn(process.execPath, [...flags, commandOf(this.kind)], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     })

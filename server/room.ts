@@ -44,6 +44,9 @@ export type RoomEvent = 'update' | 'awareness'
 const isEmptyUpdate = (update: Uint8Array): boolean =>
   update.length === 2 && update[0] === 0 && update[1] === 0
 
+/** A client with an empty document: it needs the whole document, the same bytes for every such client. */
+const isEmptyStateVector = (stateVector: Uint8Array): boolean => stateVector.length === 1 && stateVector[0] === 0
+
 type DecodedUpdate = ReturnType<typeof Y.decodeUpdate>
 
 /** Decodes `update` completely, or throws BAD_UPDATE. Nothing is applied. */
@@ -109,6 +112,13 @@ export class Room {
   #busBacklog: BusMessage[] | null = []
   #listeners = new Set<(event: RoomEvent) => void>()
   #destroyed = false
+  /**
+   * Frames that depend only on the document's current state, encoded once per version and shared by
+   * every peer that asks: step 1 for each join, and the whole document as step 2 for each fresh client
+   * (a storm after a restart asks for it thousands of times). Any document change clears them.
+   */
+  #step1Frame: Uint8Array | null = null
+  #fullStep2Frame: Uint8Array | null = null
 
   constructor (name: string, ctx: RoomContext, after: Promise<void> = Promise.resolve()) {
     this.name = name
@@ -167,7 +177,8 @@ export class Room {
   /** Adds a peer: it receives sync step 1 and every known awareness state. Call after `loaded`. */
   join (peer: Peer): void {
     this.peers.set(peer, new Set())
-    peer.send(protocol.encodeSyncStep1(Y.encodeStateVector(this.doc)))
+    this.#step1Frame ??= protocol.encodeSyncStep1(Y.encodeStateVector(this.doc))
+    peer.send(this.#step1Frame)
     if (this.awareness.states.size > 0) {
       peer.send(protocol.encodeAwareness(
         awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.states.keys()])))
@@ -186,6 +197,11 @@ export class Room {
   receive (peer: Peer, message: protocol.Message): void {
     switch (message.type) {
       case 'sync-step1': {
+        if (isEmptyStateVector(message.stateVector)) {
+          this.#fullStep2Frame ??= protocol.encodeSyncStep2(Y.encodeStateAsUpdate(this.doc))
+          peer.send(this.#fullStep2Frame)
+          return
+        }
         let update: Uint8Array
         try {
           update = Y.encodeStateAsUpdate(this.doc, message.stateVector)
@@ -318,6 +334,8 @@ export class Room {
   }
 
   #onDocUpdate = (update: Uint8Array, origin: unknown): void => {
+    this.#step1Frame = null
+    this.#fullStep2Frame = null
     if (origin === ORIGIN_LOAD) return
     if (origin === ORIGIN_COMMITTED || origin === ORIGIN_BUS) {
       this.#broadcast(protocol.encodeSyncUpdate(update), 'update')
