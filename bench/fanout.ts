@@ -20,6 +20,8 @@ interface Step {
   /** From the first send to the moment the last subscriber held everything. */
   readonly allMs: number
   readonly updates: number
+  /** Server CPU time per update over the step, sends and convergence included. */
+  readonly cpuUs: number
   readonly note: string
 }
 
@@ -57,10 +59,12 @@ const attempt = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[
     const total = burst ? size.burst : Math.max(writers, Math.min(size.maxUpdates, Math.round(rate * size.seconds)))
     const count = Math.ceil(total / writers)
     await writerGen.prepare({ count, chars: 1 })
+    const cpu0 = server.cpuMs()
     const written = await writerGen.write({ rate, burst })
     const expect = new Map([[room, new Map(written.writers.map((w) => [w.client, w.sends.length]))]])
     const sends = new Map(written.writers.map((w) => [w.client, w.sends]))
     const results = await Promise.all(subscriberGens.map((gen) => gen.await({ expect, sends, timeoutMs: size.timeoutMs, textChecks: 2 })))
+    const cpuUs = ((server.cpuMs() - cpu0) * 1000) / (count * writers)
     const clients = results.reduce((sum, r) => sum + r.clients, 0)
     const complete = results.reduce((sum, r) => sum + r.complete, 0)
     const texts = results.flatMap((r) => r.texts)
@@ -75,6 +79,7 @@ const attempt = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[
       p99: quantile(latencies, 0.99),
       allMs: lastArrival - firstSend,
       updates: count * writers,
+      cpuUs,
       note: converged ? '' : `${complete}/${clients} converged${sameText ? '' : ', texts differ'}`,
     }
   } finally {
@@ -82,13 +87,14 @@ const attempt = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[
   }
 }
 
-const FAILED: Step = { converged: false, p50: Number.NaN, p99: Number.NaN, allMs: Number.NaN, updates: 0, note: '' }
+const FAILED: Step = { converged: false, p50: Number.NaN, p99: Number.NaN, allMs: Number.NaN, updates: 0, cpuUs: Number.NaN, note: '' }
 const SKIPPED: Step = { ...FAILED, note: 'skipped: failed at a lower rate' }
 
 export const fanout = async (ctx: Context): Promise<Row[]> => {
   const size = ctx.sizes.fanout
   const p99 = new Map<number, Map<string, number>>()
   const p50 = new Map<number, Map<string, number>>()
+  const cpu = new Map<number, Map<string, number>>()
   const notes = new Map<string, string[]>()
   const burst = new Map<string, number>()
   const throughput = new Map<string, number>()
@@ -104,13 +110,14 @@ export const fanout = async (ctx: Context): Promise<Row[]> => {
         const steps: Step[] = []
         for (let rep = 0; rep < ctx.repeats; rep++) {
           const result = failedBelow ? SKIPPED : await step(ctx, server, gens, `fanout-${rate}-${rep}`, rate, false)
-          ctx.log(`fanout ${kind} ${rate}/s #${rep}: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms${result.converged ? '' : ` NOT CONVERGED ${result.note}`}`)
+          ctx.log(`fanout ${kind} ${rate}/s #${rep}: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, server CPU ${result.cpuUs.toFixed(0)} µs/update${result.converged ? '' : ` NOT CONVERGED ${result.note}`}`)
           steps.push(result)
         }
         const ok = steps.every((s) => s.converged)
         if (!ok) { failedBelow = true; note(`rate ${rate}`, `${kind}: ${steps.find((s) => !s.converged)!.note}`) }
         setIn(p99, rate, kind, ok ? median(steps.map((s) => s.p99)) : Number.NaN)
         setIn(p50, rate, kind, ok ? median(steps.map((s) => s.p50)) : Number.NaN)
+        setIn(cpu, rate, kind, ok ? median(steps.map((s) => s.cpuUs)) : Number.NaN)
       }
       const bursts: Step[] = []
       for (let rep = 0; rep < ctx.repeats; rep++) {
@@ -135,6 +142,7 @@ export const fanout = async (ctx: Context): Promise<Row[]> => {
   for (const rate of size.rates) {
     rows.push({ scenario: 'fanout', metric: `p99 latency at ${rate}/s`, unit: 'ms', values: p99.get(rate)!, note: notes.get(`rate ${rate}`)?.join('; ') })
     rows.push({ scenario: 'fanout', metric: `p50 latency at ${rate}/s`, unit: 'ms', values: p50.get(rate)! })
+    rows.push({ scenario: 'fanout', metric: `server CPU per update at ${rate}/s`, unit: 'µs', values: cpu.get(rate)! })
   }
   rows.push({ scenario: 'fanout', metric: `burst of ${size.burst} to all ${size.subscribers}`, unit: 'ms', values: burst, note: notes.get('burst')?.join('; ') })
   rows.push({ scenario: 'fanout', metric: `throughput offered ${size.saturationRate}/s`, unit: 'updates/s', higherIsBetter: true, values: throughput, note: notes.get('saturation')?.join('; ') })

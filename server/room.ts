@@ -41,6 +41,12 @@ export interface RoomContext {
 
 export type RoomEvent = 'update' | 'awareness'
 
+/**
+ * A busy room waits this many times as long as its last broadcast took before the next one, so that its
+ * broadcasts take at most a quarter of the process's time (see Room#sendUpdate).
+ */
+const BROADCAST_SPACING = 3
+
 const isEmptyUpdate = (update: Uint8Array): boolean =>
   update.length === 2 && update[0] === 0 && update[1] === 0
 
@@ -118,6 +124,10 @@ export class Room {
    * (a storm after a restart asks for it thousands of times). Any document change clears them.
    */
   #step1Frame: Uint8Array | null = null
+  /** Committed updates waiting for the room's next broadcast (see #sendUpdate). */
+  #outbox: Uint8Array[] = []
+  #outboxTimer: NodeJS.Timeout | null = null
+  #nextSendAt = 0
   #fullStep2Frame: Uint8Array | null = null
 
   constructor (name: string, ctx: RoomContext, after: Promise<void> = Promise.resolve()) {
@@ -338,7 +348,7 @@ export class Room {
     this.#fullStep2Frame = null
     if (origin === ORIGIN_LOAD) return
     if (origin === ORIGIN_COMMITTED || origin === ORIGIN_BUS) {
-      this.#broadcast(protocol.encodeSyncUpdate(update), 'update')
+      this.#sendUpdate(update)
       if (origin === ORIGIN_COMMITTED) this.#publish({ kind: 'update', data: update })
       return
     }
@@ -348,7 +358,7 @@ export class Room {
   }
 
   #publishUpdate (update: Uint8Array): void {
-    this.#broadcast(protocol.encodeSyncUpdate(update), 'update')
+    this.#sendUpdate(update)
     this.#publish({ kind: 'update', data: update })
   }
 
@@ -380,6 +390,32 @@ export class Room {
     } catch (error) {
       this.#ctx.log.error({ room: this.name, err: error }, `ignored a bus ${message.kind} that cannot be applied`)
     }
+  }
+
+  /**
+   * Adaptive batching: a committed update goes out at once unless this room's previous broadcast was so
+   * recent that sending again now would keep the process busy with this room's sockets more than a
+   * quarter of the time. Then it waits (BROADCAST_SPACING times as long as the last broadcast took) and everything committed
+   * meanwhile goes out merged, as one frame. Quiet rooms get every update without delay; busy ones pay
+   * the per-frame cost of their many peers once per batch instead of once per update.
+   */
+  #sendUpdate (update: Uint8Array): void {
+    this.#outbox.push(update)
+    if (this.#outboxTimer !== null) return
+    const wait = this.#nextSendAt - performance.now()
+    if (wait <= 0) this.#flushOutbox()
+    else this.#outboxTimer = setTimeout(this.#flushOutbox, wait)
+  }
+
+  #flushOutbox = (): void => {
+    this.#outboxTimer = null
+    const updates = this.#outbox
+    this.#outbox = []
+    if (updates.length === 0 || this.#destroyed) return
+    const started = performance.now()
+    this.#broadcast(protocol.encodeSyncUpdate(updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)), 'update')
+    const finished = performance.now()
+    this.#nextSendAt = finished + BROADCAST_SPACING * (finished - started)
   }
 
   #broadcast (frame: Uint8Array, event: RoomEvent): void {
@@ -427,6 +463,7 @@ export class Room {
   destroy (): void {
     if (this.#destroyed) return
     this.#destroyed = true
+    if (this.#outboxTimer !== null) clearTimeout(this.#outboxTimer)
     this.#listeners.clear()
     void this.#subscription?.close().catch(() => {})
     this.awareness.destroy()

@@ -7,6 +7,7 @@ import type { Peer } from '../../server/peer.js'
 import { decodeMessage } from '../../server/protocol.js'
 import { Room } from '../../server/room.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
+import { waitFor } from '../helpers/wait.js'
 
 const recordingPeer = (): Peer & { frames: Uint8Array[] } => {
   const frames: Uint8Array[] = []
@@ -58,6 +59,47 @@ test('a fresh client gets the document as it is now, not a step 2 encoded before
     await room.flushed()
     room.receive(third, { type: 'sync-step1', stateVector: empty })
     assert.equal(step2Text(third.frames.at(-1)!), 'hello world')
+  } finally {
+    room.destroy()
+  }
+})
+
+test('a quiet room sends a committed update at once; a busy one merges what commits meanwhile into one frame', async () => {
+  const log = createLogger('silent')
+  const storage = new MemoryStorage()
+  const room = new Room('batching', { storage, commits: new GroupCommitter(storage, log), bus: null, log, compactAfterRows: 500 })
+  // A peer whose sends are slow, as 1,000 sockets would be: the room must space its broadcasts.
+  const frames: Uint8Array[] = []
+  const slow: Peer = {
+    canWrite: true,
+    label: 'slow',
+    send: (frame) => {
+      frames.push(frame)
+      const until = performance.now() + 5
+      while (performance.now() < until) { /* the cost of many sockets */ }
+    },
+    close: () => {},
+  }
+  try {
+    await room.loaded
+    room.join(slow)
+    const before = frames.length
+    await room.submitAndWait(insert('a'))
+    assert.equal(frames.length, before + 1, 'the first update went out as soon as it was stored')
+    for (const text of ['b', 'c', 'd', 'e']) await room.submitAndWait(insert(text))
+    const doc = new Y.Doc()
+    let updateFrames = 0
+    await waitFor(() => {
+      for (const frame of frames.splice(0)) {
+        const message = decodeMessage(frame)
+        if (message.type !== 'sync-update') continue
+        updateFrames++
+        Y.applyUpdate(doc, message.update)
+      }
+      return doc.getText('text').length === 5
+    }, { timeoutMs: 10_000, message: 'every update to reach the slow peer' })
+    assert.equal(doc.getText('text').toString().split('').sort().join(''), 'abcde')
+    assert.ok(updateFrames < 5, `the four updates committed while the room was busy were merged (got ${updateFrames} frames)`)
   } finally {
     room.destroy()
   }
