@@ -19,6 +19,8 @@ export interface ClientOptions {
   readonly room: string
   /** Parse every payload on arrival (coverage and arrival times); otherwise only keep payloads. */
   readonly track: boolean
+  /** Also record when each clock arrived (latency probes only: it costs a number per character). */
+  readonly latency?: boolean
 }
 
 export const covers = (have: StateVector, want: StateVector): boolean => {
@@ -113,6 +115,7 @@ export class BenchClient {
       const held = this.cover.get(client) ?? 0
       if (end <= held) continue
       this.cover.set(client, end)
+      if (this.options.latency !== true) continue
       let times = this.arrivals.get(client)
       if (times === undefined) this.arrivals.set(client, times = [])
       for (let clock = held; clock < end; clock++) times[clock] = at

@@ -49,7 +49,7 @@ const attempt = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[
   const probesPer = Math.ceil(size.probes / subscriberGens.length)
   try {
     await Promise.all(subscriberGens.map(async (gen) => {
-      const probes = await gen.open({ url: server.url, dialect, rooms: Array(probesPer).fill(room), track: true, concurrency: 25, timeoutMs: 10_000 })
+      const probes = await gen.open({ url: server.url, dialect, rooms: Array(probesPer).fill(room), track: true, latency: true, concurrency: 25, timeoutMs: 10_000 })
       const rest = await gen.open({ url: server.url, dialect, rooms: Array(per - probesPer).fill(room), track: false, concurrency: 25, timeoutMs: 10_000 })
       if (probes.failed + rest.failed > 0) throw new Error(`${probes.failed + rest.failed} subscribers failed to connect`)
     }))

@@ -16,6 +16,8 @@ export interface OpenCommand {
   readonly rooms: readonly string[]
   /** Clients that parse payloads on arrival (latency probes, storm clients). */
   readonly track: boolean
+  /** Tracking clients that also record arrival times, for latency. */
+  readonly latency?: boolean
   /** How many clients connect at once; the next wave starts when a wave finished its handshake. */
   readonly concurrency: number
   readonly timeoutMs: number
@@ -79,7 +81,7 @@ const open = async (command: OpenCommand): Promise<OpenResult> => {
   let failed = 0
   for (let i = 0; i < command.rooms.length; i += command.concurrency) {
     const wave = command.rooms.slice(i, i + command.concurrency).map((room) => new BenchClient({
-      url: command.url, dialect: command.dialect, room, track: command.track,
+      url: command.url, dialect: command.dialect, room, track: command.track, latency: command.latency === true,
     }))
     for (const client of wave) {
       if (command.writers === true) writers.push({ client, doc: new Y.Doc(), updates: [] })
@@ -167,7 +169,7 @@ const awaitConvergence = async (command: AwaitCommand): Promise<AwaitResult> => 
   const latencies: number[] = []
   if (command.sends !== undefined) {
     for (const client of subscribers) {
-      if (!client.options.track) continue
+      if (client.options.latency !== true) continue
       for (const [id, sends] of command.sends) {
         const arrivals = client.arrivals.get(id) ?? []
         for (let i = 0; i < sends.length; i++) {
