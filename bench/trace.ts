@@ -12,14 +12,14 @@ interface Trace {
 }
 
 const CANDIDATES = [
-  process.env.BENCH_TRACE,
+  process.env.TRACE_FILE,
   join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'data', 'automerge-paper.json.gz'),
   '/work/shared/data/automerge-paper.json.gz',
 ]
 
 export const tracePath = (): string => {
   const found = CANDIDATES.find((path) => path !== undefined && existsSync(path))
-  if (found === undefined) throw new Error('automerge-paper.json.gz not found: set BENCH_TRACE to its path')
+  if (found === undefined) throw new Error('automerge-paper.json.gz not found: set TRACE_FILE to its path')
   return found
 }
 
