@@ -41,8 +41,17 @@ export interface RoomContext {
 
 export type RoomEvent = 'update' | 'awareness'
 
+/**
+ * A busy room waits this many times as long as its last broadcast took before the next one, so that its
+ * broadcasts take at most a quarter of the process's time (see Room#sendUpdate).
+ */
+const BROADCAST_SPACING = 3
+
 const isEmptyUpdate = (update: Uint8Array): boolean =>
   update.length === 2 && update[0] === 0 && update[1] === 0
+
+/** A client with an empty document: it needs the whole document, the same bytes for every such client. */
+const isEmptyStateVector = (stateVector: Uint8Array): boolean => stateVector.length === 1 && stateVector[0] === 0
 
 type DecodedUpdate = ReturnType<typeof Y.decodeUpdate>
 
@@ -109,6 +118,17 @@ export class Room {
   #busBacklog: BusMessage[] | null = []
   #listeners = new Set<(event: RoomEvent) => void>()
   #destroyed = false
+  /**
+   * Frames that depend only on the document's current state, encoded once per version and shared by
+   * every peer that asks: step 1 for each join, and the whole document as step 2 for each fresh client
+   * (a storm after a restart asks for it thousands of times). Any document change clears them.
+   */
+  #step1Frame: Uint8Array | null = null
+  /** Committed updates waiting for the room's next broadcast (see #sendUpdate). */
+  #outbox: Uint8Array[] = []
+  #outboxTimer: NodeJS.Timeout | null = null
+  #nextSendAt = 0
+  #fullStep2Frame: Uint8Array | null = null
 
   constructor (name: string, ctx: RoomContext, after: Promise<void> = Promise.resolve()) {
     this.name = name
@@ -167,7 +187,8 @@ export class Room {
   /** Adds a peer: it receives sync step 1 and every known awareness state. Call after `loaded`. */
   join (peer: Peer): void {
     this.peers.set(peer, new Set())
-    peer.send(protocol.encodeSyncStep1(Y.encodeStateVector(this.doc)))
+    this.#step1Frame ??= protocol.encodeSyncStep1(Y.encodeStateVector(this.doc))
+    peer.send(this.#step1Frame)
     if (this.awareness.states.size > 0) {
       peer.send(protocol.encodeAwareness(
         awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.states.keys()])))
@@ -186,6 +207,11 @@ export class Room {
   receive (peer: Peer, message: protocol.Message): void {
     switch (message.type) {
       case 'sync-step1': {
+        if (isEmptyStateVector(message.stateVector)) {
+          this.#fullStep2Frame ??= protocol.encodeSyncStep2(Y.encodeStateAsUpdate(this.doc))
+          peer.send(this.#fullStep2Frame)
+          return
+        }
         let update: Uint8Array
         try {
           update = Y.encodeStateAsUpdate(this.doc, message.stateVector)
@@ -318,9 +344,11 @@ export class Room {
   }
 
   #onDocUpdate = (update: Uint8Array, origin: unknown): void => {
+    this.#step1Frame = null
+    this.#fullStep2Frame = null
     if (origin === ORIGIN_LOAD) return
     if (origin === ORIGIN_COMMITTED || origin === ORIGIN_BUS) {
-      this.#broadcast(protocol.encodeSyncUpdate(update), 'update')
+      this.#sendUpdate(update)
       if (origin === ORIGIN_COMMITTED) this.#publish({ kind: 'update', data: update })
       return
     }
@@ -330,7 +358,7 @@ export class Room {
   }
 
   #publishUpdate (update: Uint8Array): void {
-    this.#broadcast(protocol.encodeSyncUpdate(update), 'update')
+    this.#sendUpdate(update)
     this.#publish({ kind: 'update', data: update })
   }
 
@@ -362,6 +390,32 @@ export class Room {
     } catch (error) {
       this.#ctx.log.error({ room: this.name, err: error }, `ignored a bus ${message.kind} that cannot be applied`)
     }
+  }
+
+  /**
+   * Adaptive batching: a committed update goes out at once unless this room's previous broadcast was so
+   * recent that sending again now would keep the process busy with this room's sockets more than a
+   * quarter of the time. Then it waits (BROADCAST_SPACING times as long as the last broadcast took) and everything committed
+   * meanwhile goes out merged, as one frame. Quiet rooms get every update without delay; busy ones pay
+   * the per-frame cost of their many peers once per batch instead of once per update.
+   */
+  #sendUpdate (update: Uint8Array): void {
+    this.#outbox.push(update)
+    if (this.#outboxTimer !== null) return
+    const wait = this.#nextSendAt - performance.now()
+    if (wait <= 0) this.#flushOutbox()
+    else this.#outboxTimer = setTimeout(this.#flushOutbox, wait)
+  }
+
+  #flushOutbox = (): void => {
+    this.#outboxTimer = null
+    const updates = this.#outbox
+    this.#outbox = []
+    if (updates.length === 0 || this.#destroyed) return
+    const started = performance.now()
+    this.#broadcast(protocol.encodeSyncUpdate(updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)), 'update')
+    const finished = performance.now()
+    this.#nextSendAt = finished + BROADCAST_SPACING * (finished - started)
   }
 
   #broadcast (frame: Uint8Array, event: RoomEvent): void {
@@ -409,6 +463,7 @@ export class Room {
   destroy (): void {
     if (this.#destroyed) return
     this.#destroyed = true
+    if (this.#outboxTimer !== null) clearTimeout(this.#outboxTimer)
     this.#listeners.clear()
     void this.#subscription?.close().catch(() => {})
     this.awareness.destroy()
