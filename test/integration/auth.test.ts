@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import { createTokenAuthorize, signToken } from '../../server/auth.js'
+import * as protocol from '../../server/protocol.js'
+import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
+import { openRaw, type RawSocket } from '../helpers/raw-socket.js'
+import { startServer, type TestServer } from '../helpers/server.js'
+import { waitFor } from '../helpers/wait.js'
+
+const SECRET = 'integration-secret-0123456789'
+const token = (room: string, mode: 'read' | 'write', ttlSeconds = 600, secret = SECRET, now?: number): Promise<string> =>
+  signToken({ secret, room, mode, ttlSeconds, ...(now === undefined ? {} : { now }) })
+
+/** Message types of every frame a socket received. */
+const typesOf = (raw: RawSocket): number[] => raw.frames.map((frame) => frame[0]!)
+
+describe('with AUTH_SECRET set', () => {
+  let server: TestServer
+  let attempts = 0
+  const clients: Client[] = []
+  const client = (room: string, params: Record<string, string>, doc?: (c: Client) => void): Client => {
+    const c = connectClient(server.url, room, { params, connect: doc === undefined })
+    if (doc !== undefined) {
+      doc(c)
+      c.provider.connect()
+    }
+    clients.push(c)
+    return c
+  }
+
+  before(async () => {
+    const authorize = createTokenAuthorize({ secret: SECRET })
+    server = await startServer({
+      authorize: (request, room) => {
+        if (room.startsWith('count-')) attempts++
+        return authorize(request, room)
+      },
+    })
+  })
+  after(async () => {
+    for (const c of clients) c.destroy()
+    await server.close()
+  })
+
+  it('refuses no token, an expired token, a forged signature and another room, leaking nothing of the room', async () => {
+    const owner = client('secret-room', { token: await token('secret-room', 'write') })
+    await synced(owner)
+    owner.text.insert(0, 'confidential')
+    owner.provider.awareness.setLocalStateField('user', { name: 'owner' })
+    await waitFor(() => server.server.loadedRoom('secret-room')?.awareness.states.size === 1 &&
+      server.server.loadedRoom('secret-room')?.doc.getText('text').toString() === 'confidential', { message: 'owner state on the server' })
+
+    const now = Math.floor(Date.now() / 1000)
+    const cases: Array<[string, string, number]> = [
+      ['no token', '', 4401],
+      ['expired', `?token=${await token('secret-room', 'write', 60, SECRET, now - 3600)}`, 4401],
+      ['forged', `?token=${await token('secret-room', 'write', 600, 'not-the-secret-0123456789')}`, 4401],
+      ['another room', `?token=${await token('other-room', 'write')}`, 4403],
+      ['another room by prefix', `?token=${await token('secret-room-2*', 'write')}`, 4403],
+    ]
+    for (const [what, query, code] of cases) {
+      const raw = await openRaw(server.url, `secret-room${query}`)
+      // A well-behaved client would ask for the document and awareness at once: nothing must answer.
+      raw.send(protocol.encodeSyncStep1(Y.encodeStateVector(new Y.Doc())))
+      raw.send(protocol.encodeQueryAwareness())
+      const closed = await raw.closed
+      assert.equal(closed.code, code, what)
+      assert.deepEqual(typesOf(raw), [protocol.MESSAGE_AUTH], `${what}: only the permission-denied message arrives`)
+      assert.equal(protocol.decodeMessage(raw.frames[0]!).type, 'auth')
+    }
+  })
+
+  it('the stock client stops after a refusal instead of retrying in a loop', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const refused = [
+      client('count-a', {}),
+      client('count-b', { token: await token('count-b', 'write', 60, SECRET, now - 3600) }),
+      client('count-c', { token: await token('count-c', 'write', 600, 'not-the-secret-0123456789') }),
+      client('count-d', { token: await token('elsewhere', 'write') }),
+    ]
+    const closedEvents: number[] = []
+    for (const c of refused) c.provider.on('closed', ({ code }: { code: number }) => closedEvents.push(code))
+    await waitFor(() => closedEvents.length === 4, { message: 'every refused client gave up' })
+    assert.deepEqual(closedEvents.sort(), [4401, 4401, 4401, 4403])
+    // Unchecked, the stock client reconnects after 200 ms, 400 ms, 800 ms...: 1.5 s would see several.
+    const seen = attempts
+    await assert.rejects(waitFor(() => attempts > seen, { timeoutMs: 1500, message: 'a retry' }), /timed out/)
+    assert.equal(attempts, 4, 'one connection attempt per refused client')
+    for (const c of refused) assert.equal(c.text.toString(), '')
+  })
+
+  it('accepts a token in ?token= and in Authorization: Bearer', async () => {
+    const write = await token('notes', 'write')
+    const a = client('notes', { token: write })
+    await synced(a)
+    a.text.insert(0, 'hello')
+    const bearer = await openRaw(server.url, 'notes', { authorization: `Bearer ${write}` })
+    await waitFor(() => bearer.frames.length > 0, { message: 'sync step 1 over a Bearer socket' })
+    assert.equal(bearer.ws.readyState, WebSocket.OPEN)
+    bearer.ws.close()
+  })
+
+  it('a read-only client sees every edit, changes nothing, and its awareness is relayed', async () => {
+    const room = 'read-only'
+    const writer = client(room, { token: await token(room, 'write') })
+    const other = client(room, { token: await token(room, 'write') })
+    await Promise.all([synced(writer), synced(other)])
+    writer.text.insert(0, 'by writer. ')
+    // A reader that edited while offline: its sync step 2 carries the edit.
+    const reader = client(room, { token: await token(room, 'read') }, (c) => c.text.insert(0, 'offline edit by reader. '))
+    await synced(reader)
+    await waitFor(() => reader.text.toString().includes('by writer.'), { message: 'reader sees the writer' })
+    reader.text.insert(reader.text.length, 'live edit by reader.')
+    reader.provider.awareness.setLocalStateField('user', { name: 'reader' })
+    // Awareness travels on the same socket after the edit: once it is relayed, the edit was handled.
+    await waitFor(() => [...writer.provider.awareness.getStates().values()].some((s) => s.user?.name === 'reader'), { message: 'reader awareness relayed' })
+    other.text.insert(other.text.length, 'by other.')
+    await converged([writer, other], { expected: 'by writer. by other.' })
+    await waitFor(() => reader.text.toString().includes('by other.'), { message: 'reader sees the other writer' })
+    const stored = await server.server.openRoom(room)
+    try {
+      assert.equal(stored.doc.getText('text').toString(), 'by writer. by other.')
+    } finally {
+      stored.release()
+    }
+    const persisted = new Y.Doc()
+    for (const update of (await server.server.storage.load(room)).updates) Y.applyUpdate(persisted, update)
+    assert.doesNotMatch(persisted.getText('text').toString(), /reader/)
+  })
+
+  it('answers a read-only update with permission denied and keeps the socket open', async () => {
+    const room = 'read-only-raw'
+    const raw = await openRaw(server.url, `${room}?token=${await token(room, 'read')}`)
+    const doc = new Y.Doc()
+    doc.getText('text').insert(0, 'sneaky')
+    raw.send(protocol.encodeSyncStep2(Y.encodeStateAsUpdate(doc)))
+    raw.send(protocol.encodeSyncUpdate(Y.encodeStateAsUpdate(doc)))
+    await waitFor(() => typesOf(raw).filter((t) => t === protocol.MESSAGE_AUTH).length === 2, { message: 'two permission-denied answers' })
+    assert.equal(raw.ws.readyState, WebSocket.OPEN)
+    const stored = await server.server.openRoom(room)
+    assert.equal(stored.doc.getText('text').toString(), '')
+    stored.release()
+    raw.ws.close()
+  })
+})
