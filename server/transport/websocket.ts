@@ -103,8 +103,8 @@ export class WebSocketTransport {
       this.#refuse(request, socket, head, error, name, address)
       return
     }
-    // Capacity is refused before the upgrade: the stock client then backs off (up to 2.5 s) instead of
-    // reconnecting at once, as it would after an accepted-then-closed socket.
+    // Capacity is refused before the upgrade, the cheapest answer: no socket, no room load. The stock
+    // client counts it as a failed attempt and backs off (up to 2.5 s).
     let slot: Slot
     try {
       if (!rooms.canAcquire(name)) throw new SyncError('OVERLOADED', 'too many rooms loaded')
