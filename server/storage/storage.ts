@@ -45,13 +45,7 @@ export const mergeToSnapshot = (updates: readonly Uint8Array[]): Uint8Array => {
   const doc = new Y.Doc({ gc: true })
   try {
     doc.transact(() => {
-      for (const update of updates) {
-        // One row Yjs cannot apply (written before a validation existed) must not block compaction of
-        // the room forever; loading skips it the same way.
-        try {
-          Y.applyUpdate(doc, update)
-        } catch {}
-      }
+      for (const update of updates) Y.applyUpdate(doc, update)
     })
     return Y.encodeStateAsUpdate(doc)
   } finally {

@@ -29,7 +29,7 @@ runScenario({
   progress: (line) => process.stdout.write(`  ${((Date.now() - started) / 1000).toFixed(0)}s ${line}\n`),
 }).then((report) => {
   process.stdout.write(`${JSON.stringify({ ...report, errors: report.errors.length, firstErrors: report.errors.slice(0, 5) }, null, 2)}\n`)
-  process.exit(report.alive && report.errors.length === 0 ? 0 : 1)
+  process.exit(report.alive && report.errors.length === 0 && report.roundTrips ? 0 : 1)
 }, (error: unknown) => {
   process.stderr.write(`fuzz failed (seed ${seed}): ${error instanceof Error ? error.stack : String(error)}\n`)
   process.exit(1)

@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
@@ -81,8 +85,12 @@ describe('with AUTH_SECRET set', () => {
       client('count-d', { token: await token('elsewhere', 'write') }),
     ]
     const closedEvents: number[] = []
-    for (const c of refused) c.provider.on('closed', ({ code }: { code: number }) => closedEvents.push(code))
-    await waitFor(() => closedEvents.length === 4, { message: 'every refused client gave up' })
+    const closes: number[][] = refused.map(() => [])
+    refused.forEach((c, i) => {
+      c.provider.on('closed', ({ code }: { code: number }) => closedEvents.push(code))
+      c.provider.on('connection-close', (event: { code: number } | null) => closes[i]!.push(event?.code ?? -1))
+    })
+    await waitFor(() => closedEvents.length === 4, { timeoutMs: 20_000, message: `every refused client gave up (closes seen: ${JSON.stringify(closes)}, socket states ${JSON.stringify(refused.map((c) => c.provider.ws?.readyState ?? null))}, authorize calls ${attempts})` })
     assert.deepEqual(closedEvents.sort(), [4401, 4401, 4401, 4403])
     // Unchecked, the stock client reconnects after 200 ms, 400 ms, 800 ms...: 1.5 s would see several.
     const seen = attempts
@@ -143,5 +151,20 @@ describe('with AUTH_SECRET set', () => {
     assert.equal(stored.doc.getText('text').toString(), '')
     stored.release()
     raw.ws.close()
+  })
+})
+
+describe('the token helper', () => {
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'server', 'token-cli.js')
+
+  it('prints a token the server accepts, with the secret from AUTH_SECRET or --secret', async () => {
+    const run = promisify(execFile)
+    const fromEnv = await run(process.execPath, [cli, '--room', 'team/*', '--mode', 'read', '--ttl', '1h'], { env: { ...process.env, AUTH_SECRET: SECRET } })
+    const fromFlag = await run(process.execPath, [cli, '--room=notes', '--secret', SECRET])
+    const authorize = createTokenAuthorize({ secret: SECRET })
+    const request = (token: string, url: string) => ({ url: `${url}?token=${token.trim()}`, headers: {} }) as never
+    assert.deepEqual(await authorize(request(fromEnv.stdout, '/team/a'), 'team/a'), { mode: 'read' })
+    assert.deepEqual(await authorize(request(fromFlag.stdout, '/notes'), 'notes'), { mode: 'write' })
+    await assert.rejects(run(process.execPath, [cli, '--room', 'x'], { env: { ...process.env, AUTH_SECRET: '' } }), /no secret/)
   })
 })

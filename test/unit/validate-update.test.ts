@@ -24,6 +24,17 @@ describe('validateUpdate', () => {
     assert.throws(() => validateUpdate(update), badUpdate)
   })
 
+  it('refuses client ids past 32 bits and clocks past 2^30', () => {
+    const big = new Y.Doc()
+    big.clientID = 2 ** 32 + 5
+    big.getText('t').insert(0, 'x')
+    assert.throws(() => validateUpdate(Y.encodeStateAsUpdate(big)), badUpdate)
+    // client 5 deletes 3 items starting at clock 2^31
+    const hugeClock = new Uint8Array([0, 1, 5, 1, 0x80, 0x80, 0x80, 0x80, 0x08, 3])
+    assert.doesNotThrow(() => Y.decodeUpdate(hugeClock))
+    assert.throws(() => validateUpdate(hugeClock), badUpdate)
+  })
+
   it('accepts what real documents produce', () => {
     const doc = new Y.Doc()
     const updates: Uint8Array[] = []
