@@ -78,18 +78,19 @@ describe('with AUTH_SECRET set', () => {
 
   it('the stock client stops after a refusal instead of retrying in a loop', async () => {
     const now = Math.floor(Date.now() / 1000)
-    const refused = [
-      client('count-a', {}),
-      client('count-b', { token: await token('count-b', 'write', 60, SECRET, now - 3600) }),
-      client('count-c', { token: await token('count-c', 'write', 600, 'not-the-secret-0123456789') }),
-      client('count-d', { token: await token('elsewhere', 'write') }),
+    const params: Array<[string, Record<string, string>]> = [
+      ['count-a', {}],
+      ['count-b', { token: await token('count-b', 'write', 60, SECRET, now - 3600) }],
+      ['count-c', { token: await token('count-c', 'write', 600, 'not-the-secret-0123456789') }],
+      ['count-d', { token: await token('elsewhere', 'write') }],
     ]
     const closedEvents: number[] = []
-    const closes: number[][] = refused.map(() => [])
-    refused.forEach((c, i) => {
+    const closes: number[][] = params.map(() => [])
+    // Listeners go on before connecting: a refusal can arrive within a millisecond.
+    const refused = params.map(([room, query], i) => client(room, query, (c) => {
       c.provider.on('closed', ({ code }: { code: number }) => closedEvents.push(code))
       c.provider.on('connection-close', (event: { code: number } | null) => closes[i]!.push(event?.code ?? -1))
-    })
+    }))
     await waitFor(() => closedEvents.length === 4, { timeoutMs: 20_000, message: `every refused client gave up (closes seen: ${JSON.stringify(closes)}, socket states ${JSON.stringify(refused.map((c) => c.provider.ws?.readyState ?? null))}, authorize calls ${attempts})` })
     assert.deepEqual(closedEvents.sort(), [4401, 4401, 4401, 4403])
     // Unchecked, the stock client reconnects after 200 ms, 400 ms, 800 ms...: 1.5 s would see several.
