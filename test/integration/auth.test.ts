@@ -169,3 +169,42 @@ describe('the token helper', () => {
     await assert.rejects(run(process.execPath, [cli, '--room', 'x'], { env: { ...process.env, AUTH_SECRET: '' } }), /no secret/)
   })
 })
+
+describe('HTTP requests under the same checks', () => {
+  let server: TestServer
+
+  before(async () => {
+    server = await startServer({ authorize: createTokenAuthorize({ secret: SECRET }), allowedOrigins: ['https://app.example.com'] })
+    await server.server.transact('http-room', (doc) => doc.getText('text').insert(0, 'over http'))
+  })
+  after(async () => { await server.close() })
+
+  it('the document API takes Authorization: Bearer and ?token=, and refuses with 401, 403 and 400', async () => {
+    const read = await token('http-room', 'read')
+    const other = await token('other-room', 'write')
+    const get = (path: string, headers: Record<string, string> = {}): Promise<number> =>
+      fetch(`${server.http}${path}`, { headers }).then(async (response) => { await response.arrayBuffer(); return response.status })
+    assert.equal(await get('/api/docs/http-room'), 401)
+    assert.equal(await get('/api/docs/http-room', { authorization: `Bearer ${read}` }), 200)
+    assert.equal(await get(`/api/docs/http-room?token=${read}`), 200)
+    assert.equal(await get('/api/docs/http-room', { authorization: `Bearer ${other}` }), 403)
+    assert.equal(await get('/api/docs/http-room', { authorization: `Bearer ${read}`, origin: 'https://evil.example' }), 403)
+    assert.equal(await get('/api/docs/a|b', { authorization: `Bearer ${read}` }), 400)
+    const doc = new Y.Doc()
+    doc.getText('text').insert(0, 'by a reader')
+    const post = await fetch(`${server.http}/api/docs/http-room/update`, {
+      method: 'POST', headers: { authorization: `Bearer ${read}`, 'content-type': 'application/octet-stream' }, body: Y.encodeStateAsUpdate(doc),
+    })
+    await post.arrayBuffer()
+    assert.equal(post.status, 403, 'a read-only token cannot change the document over HTTP')
+  })
+
+  it('long polls need a token too', async () => {
+    const poll = (query: string): Promise<number> =>
+      fetch(`${server.http}/poll/http-room?op=send${query}`, { method: 'POST', body: new Uint8Array(0) })
+        .then(async (response) => { await response.arrayBuffer(); return response.status })
+    assert.equal(await poll(''), 401)
+    assert.equal(await poll(`&token=${await token('other-room', 'write')}`), 403)
+    assert.equal(await poll(`&token=${await token('http-room', 'write')}`), 200)
+  })
+})
