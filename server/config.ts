@@ -23,6 +23,16 @@ export interface Config {
   readonly webhookSecret: string | null
   readonly webhookTextFields: readonly string[]
   readonly webhookDebounceMs: number
+  readonly allowedOrigins: readonly string[] | null
+  readonly trustProxy: number
+  readonly maxConnections: number
+  readonly maxConnectionsPerIp: number
+  readonly maxConnectionsPerRoom: number
+  readonly messagesPerSecond: number
+  readonly messageBurst: number
+  readonly maxBufferedBytes: number
+  readonly maxRooms: number
+  readonly maxRoomNameLength: number
 }
 
 interface Key {
@@ -54,6 +64,16 @@ export const KEYS = {
   webhookSecret: { env: 'WEBHOOK_SECRET', flag: '--webhook-secret', help: 'HMAC-SHA256 key for the X-Signature-256 header of webhook POSTs', fallback: null },
   webhookTextFields: { env: 'WEBHOOK_TEXT_FIELDS', flag: '--webhook-text-fields', help: 'comma-separated top-level types whose content goes into webhook POSTs', fallback: null },
   webhookDebounceMs: { env: 'WEBHOOK_DEBOUNCE_MS', flag: '--webhook-debounce-ms', help: 'at most one webhook POST per room this often', fallback: '2000' },
+  allowedOrigins: { env: 'ALLOWED_ORIGINS', flag: '--allowed-origins', help: 'comma list of origins browser pages may connect from (others: 4403); any when unset', fallback: null },
+  trustProxy: { env: 'TRUST_PROXY', flag: '--trust-proxy', help: 'proxies in front whose X-Forwarded-For names the client (0: none; true = 1)', fallback: '0' },
+  maxConnections: { env: 'MAX_CONNECTIONS', flag: '--max-connections', help: 'connections per instance; more get HTTP 503', fallback: '10000' },
+  maxConnectionsPerIp: { env: 'MAX_CONNECTIONS_PER_IP', flag: '--max-connections-per-ip', help: 'connections per client address; more get HTTP 503', fallback: '1000' },
+  maxConnectionsPerRoom: { env: 'MAX_CONNECTIONS_PER_ROOM', flag: '--max-connections-per-room', help: 'connections per room; more get HTTP 503', fallback: '1000' },
+  messagesPerSecond: { env: 'MAX_MESSAGES_PER_SECOND', flag: '--max-messages-per-second', help: 'sustained messages a second per socket; over it closes with 4429', fallback: '100' },
+  messageBurst: { env: 'MESSAGE_BURST', flag: '--message-burst', help: 'messages a socket may send at once on top of the rate', fallback: '300' },
+  maxBufferedBytes: { env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', help: 'unsent bytes a socket may hold; more closes it with 4508', fallback: String(16 * 1024 * 1024) },
+  maxRooms: { env: 'MAX_ROOMS', flag: '--max-rooms', help: 'rooms held in memory; the least recently used idle room unloads first', fallback: '10000' },
+  maxRoomNameLength: { env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', help: 'longest room name; longer is refused (4400 / 400)', fallback: '256' },
 } as const satisfies Record<keyof Config, Key>
 
 /** A setting that cannot be used; the message names the key. */
@@ -84,6 +104,17 @@ const url = (key: Key, raw: string, protocols: readonly string[]): string => {
 const identifier = (key: Key, raw: string): string => {
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(raw)) throw new ConfigError(`${key.env} (${key.flag}) must be letters, digits and "_" (at most 63), got "${raw}"`)
   return raw
+}
+
+const origins = (key: Key, raw: string): string[] => {
+  const list = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  for (const origin of list) {
+    let parsed: URL | null = null
+    try { parsed = new URL(origin) } catch {}
+    if (parsed === null || parsed.origin === 'null') throw new ConfigError(`${key.env} (${key.flag}) holds "${origin}", not an origin such as https://app.example.com`)
+  }
+  if (list.length === 0) throw new ConfigError(`${key.env} (${key.flag}) is empty; leave it unset to allow every origin`)
+  return list
 }
 
 const boolean = (key: Key, raw: string): boolean => {
@@ -131,6 +162,8 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
   const webhook = get('webhookUrl')
   const webhookSecret = get('webhookSecret')
   if (webhookSecret !== null && webhook === null) throw new ConfigError('WEBHOOK_SECRET (--webhook-secret) is set but WEBHOOK_URL (--webhook-url) is not')
+  const allowed = get('allowedOrigins')
+  const trustProxy = get('trustProxy')!
   return {
     port: integer(KEYS.port, get('port')!, 0, 65535),
     host: get('host')!,
@@ -152,6 +185,16 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     webhookSecret,
     webhookTextFields: (get('webhookTextFields') ?? '').split(',').map((name) => name.trim()).filter((name) => name !== ''),
     webhookDebounceMs: integer(KEYS.webhookDebounceMs, get('webhookDebounceMs')!, 0),
+    allowedOrigins: allowed === null ? null : origins(KEYS.allowedOrigins, allowed),
+    trustProxy: /^(true|yes|on)$/i.test(trustProxy) ? 1 : /^(false|no|off)$/i.test(trustProxy) ? 0 : integer(KEYS.trustProxy, trustProxy, 0, 10),
+    maxConnections: integer(KEYS.maxConnections, get('maxConnections')!, 1),
+    maxConnectionsPerIp: integer(KEYS.maxConnectionsPerIp, get('maxConnectionsPerIp')!, 1),
+    maxConnectionsPerRoom: integer(KEYS.maxConnectionsPerRoom, get('maxConnectionsPerRoom')!, 1),
+    messagesPerSecond: integer(KEYS.messagesPerSecond, get('messagesPerSecond')!, 1),
+    messageBurst: integer(KEYS.messageBurst, get('messageBurst')!, 1),
+    maxBufferedBytes: integer(KEYS.maxBufferedBytes, get('maxBufferedBytes')!, 1024),
+    maxRooms: integer(KEYS.maxRooms, get('maxRooms')!, 1),
+    maxRoomNameLength: integer(KEYS.maxRoomNameLength, get('maxRoomNameLength')!, 1, 8192),
   }
 }
 

@@ -1,6 +1,8 @@
 /** The public embedding API. */
 export { createSyncServer, SyncServer, type RoomHandle, type SyncServerOptions } from './sync-server.js'
 export type { Access, Authorize } from './transport/websocket.js'
+export { createTokenAuthorize, signToken, tokenOf, grantsRoom, type TokenAuthOptions, type TokenRequest } from './auth.js'
+export { validateRoomName, checkOrigin, clientAddress } from './admission.js'
 export type { Storage, AppendEntry, StoredRoom } from './storage/storage.js'
 export { mergeToSnapshot } from './storage/storage.js'
 export { MemoryStorage } from './storage/memory.js'

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createTokenAuthorize } from './auth.js'
 import { ConfigError, helpText, parseConfig, type Config } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import type { Bus } from './bus/bus.js'
@@ -50,6 +51,12 @@ const main = async (): Promise<void> => {
     bus = new RedisBus({ url: config.redisUrl, prefix: config.redisPrefix, log })
   }
   const webRoot = join(here, '..', 'web')
+  if (config.authSecret === null) {
+    log.warn('AUTH_SECRET is not set: the server runs OPEN, anyone who can reach it may read and write every room')
+  } else {
+    log.info('AUTH_SECRET is set: every socket, poll and document request needs a signed token')
+  }
+  if (config.allowedOrigins === null) log.warn('ALLOWED_ORIGINS is not set: pages from any origin may connect')
   const server = new SyncServer({
     storage,
     bus,
@@ -66,6 +73,17 @@ const main = async (): Promise<void> => {
     webhook: config.webhookUrl === null
       ? null
       : { url: config.webhookUrl, secret: config.webhookSecret, textFields: config.webhookTextFields, debounceMs: config.webhookDebounceMs },
+    ...(config.authSecret === null ? {} : { authorize: createTokenAuthorize({ secret: config.authSecret }) }),
+    allowedOrigins: config.allowedOrigins,
+    trustProxy: config.trustProxy,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    maxConnectionsPerRoom: config.maxConnectionsPerRoom,
+    messagesPerSecond: config.messagesPerSecond,
+    messageBurst: config.messageBurst,
+    maxBufferedBytes: config.maxBufferedBytes,
+    maxRooms: config.maxRooms,
+    maxRoomNameLength: config.maxRoomNameLength,
   })
   if (config.demo) log.warn('DEMO is on: any client may close its own and its room\'s connections (/api/demo)')
   const address = await server.listen(config.port, config.host)

@@ -1,16 +1,23 @@
 import type { Logger } from 'pino'
+import { SyncError } from './errors.js'
 import { Room, type RoomContext } from './room.js'
 
 export interface RoomsOptions {
   /** How long a room with no holders stays loaded before it is flushed, compacted and freed. */
   readonly idleMs: number
+  /**
+   * Rooms held in memory at most. At the limit, opening another unloads the least recently used idle
+   * room first; when every room is in use, it is refused with OVERLOADED. Default: no limit.
+   */
+  readonly maxRooms?: number
 }
 
 /**
  * Every loaded room, by name. `acquire` creates a room synchronously, so two clients joining a cold room
  * at the same moment share one document and one load. A room whose last holder left unloads after a grace
  * period; a room acquired while an older copy is still unloading waits for that unload to finish before
- * it reads storage, so it sees everything the old copy committed.
+ * it reads storage, so it sees everything the old copy committed. The map is kept in order of last use
+ * (acquire or release), so the first idle room in it is the least recently used one.
  */
 export class Rooms {
   readonly #ctx: RoomContext
@@ -37,10 +44,38 @@ export class Rooms {
     return this.#rooms.keys()
   }
 
-  /** Gets or creates the room and holds it in memory until `release`. */
+  /** Whether `acquire(name)` would succeed now: the room is loaded, or there is (or can be made) space. */
+  canAcquire (name: string): boolean {
+    if (this.#rooms.has(name) || this.#rooms.size < (this.#options.maxRooms ?? Infinity)) return true
+    return this.#leastRecentlyUsedIdle() !== undefined
+  }
+
+  #leastRecentlyUsedIdle (): Room | undefined {
+    for (const room of this.#rooms.values()) if (room.holds === 0) return room
+    return undefined
+  }
+
+  #touch (room: Room): void {
+    this.#rooms.delete(room.name)
+    this.#rooms.set(room.name, room)
+  }
+
+  /**
+   * Gets or creates the room and holds it in memory until `release`. Throws OVERLOADED when `maxRooms`
+   * rooms are loaded and all of them are in use.
+   */
   acquire (name: string): Room {
     let room = this.#rooms.get(name)
-    if (room === undefined) {
+    if (room !== undefined) this.#touch(room)
+    else {
+      if (this.#rooms.size >= (this.#options.maxRooms ?? Infinity)) {
+        const idle = this.#leastRecentlyUsedIdle()
+        if (idle === undefined) throw new SyncError('OVERLOADED', 'too many rooms loaded')
+        if (idle.idleTimer !== null) clearTimeout(idle.idleTimer)
+        idle.idleTimer = null
+        this.#log.debug({ room: idle.name }, 'unloading the least recently used idle room to make space')
+        void this.unload(idle)
+      }
       room = new Room(name, this.#ctx, this.#unloading.get(name))
       this.#rooms.set(name, room)
       const created = room
@@ -62,6 +97,7 @@ export class Rooms {
   release (room: Room): void {
     room.holds--
     if (room.holds > 0 || this.#rooms.get(room.name) !== room) return
+    this.#touch(room)
     room.idleTimer = setTimeout(() => {
       room.idleTimer = null
       if (room.holds === 0) void this.unload(room)

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type * as Y from 'yjs'
+import { checkOrigin, ConnectionCounter, DEFAULT_MAX_ROOM_NAME_LENGTH, normalizeOrigin, validateRoomName } from './admission.js'
 import type { Bus } from './bus/bus.js'
 import { GroupCommitter } from './committer.js'
 import { createLogger, type Logger } from './log.js'
@@ -14,8 +15,8 @@ import { docApiRoutes } from './transport/doc-api.js'
 import { demoRoutes } from './transport/demo.js'
 import { healthRoutes, sendText, staticRoutes, type RequestHandler } from './transport/http.js'
 import { LongPollTransport } from './transport/long-poll.js'
-import { WebSocketTransport, type Authorize } from './transport/websocket.js'
 import { Webhooks, type WebhookOptions } from './webhooks.js'
+import { WebSocketTransport, type Access, type Authorize } from './transport/websocket.js'
 
 export interface SyncServerOptions {
   /** Where documents live. Default: in memory (nothing survives the process). */
@@ -60,6 +61,26 @@ export interface SyncServerOptions {
    * room's connections. For demonstrations only. Default false.
    */
   readonly demo?: boolean
+  /** Origins (`https://app.example.com`) browser pages may connect from; others get 4403. Default: any. */
+  readonly allowedOrigins?: readonly string[] | null
+  /** Longest room name; a longer one is refused with 4400 / 400. Default 256. */
+  readonly maxRoomNameLength?: number
+  /** Proxies in front whose `X-Forwarded-For` entries name the client (0: use the socket address). Default 0. */
+  readonly trustProxy?: number
+  /** Connections this instance takes; more get HTTP 503 before the upgrade. Default 10000. */
+  readonly maxConnections?: number
+  /** Connections from one client address. Default 1000 (a classroom behind one NAT fits). */
+  readonly maxConnectionsPerIp?: number
+  /** Connections to one room. Default 1000. */
+  readonly maxConnectionsPerRoom?: number
+  /** Sustained messages a second per socket; over it, the socket closes with 4429. Default 100. */
+  readonly messagesPerSecond?: number
+  /** Messages a socket may send at once on top of the rate. Default 300. */
+  readonly messageBurst?: number
+  /** A socket with more unsent bytes than this is closed with 4508 and resyncs. Default 16 MiB. */
+  readonly maxBufferedBytes?: number
+  /** Rooms held in memory; at the limit the least recently used idle room unloads. Default 10000. */
+  readonly maxRooms?: number
 }
 
 /** A room held open for server-side use: it stays loaded until `release`. */
@@ -94,6 +115,9 @@ export class SyncServer {
   readonly #poll: LongPollTransport
   readonly #routes: RequestHandler[]
   readonly #shutdownSpreadMs: number
+  readonly #authorize: Authorize
+  readonly #allowedOrigins: ReadonlySet<string> | null
+  readonly #maxRoomNameLength: number
   #state: 'running' | 'draining' | 'closed' = 'running'
   #httpServer: Server | null = null
 
@@ -117,21 +141,46 @@ export class SyncServer {
       bus: bus === null ? null : measureBus(bus, metrics.busLag),
       log: this.log,
       compactAfterRows: positive('compactAfterRows', options.compactAfterRows, 500),
-    }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0) })
+    }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0), maxRooms: positive('maxRooms', options.maxRooms, 10_000) })
     this.#shutdownSpreadMs = positive('shutdownSpreadMs', options.shutdownSpreadMs, 3000, 0)
     const maxAge = options.maxConnectionAgeMs ?? null
     if (maxAge !== null) positive('maxConnectionAgeMs', maxAge, 0, 1)
-    // One authorize for every transport, so that whatever decides access decides it the same way for all.
-    const authorize: Authorize = options.authorize ?? (() => ({ mode: 'write' }))
+    // One authorize for every transport, so that whatever decides access decides it the same way for all:
+    // room name (BAD_ROOM), Origin (BAD_ORIGIN), then the token or the embedder's check. The WebSocket
+    // transport runs the first two itself, before the upgrade, and then the embedder's check.
+    const authorize: Authorize = (request, room) => this.authorizeRequest(request, room)
     const maxMessageBytes = positive('maxMessageBytes', options.maxMessageBytes, 16 * 1024 * 1024, 1024)
     const pollPrefix = options.pollPrefix ?? '/poll/'
     if (!pollPrefix.startsWith('/') || !pollPrefix.endsWith('/') || pollPrefix === '/') {
       throw new TypeError(`pollPrefix must start and end with "/" and not be "/", got "${pollPrefix}"`)
     }
+    this.#authorize = options.authorize ?? (() => ({ mode: 'write' }))
+    this.#allowedOrigins = options.allowedOrigins == null ? null : new Set(options.allowedOrigins.map((origin) => {
+      try {
+        return normalizeOrigin(origin)
+      } catch {
+        throw new TypeError(`allowedOrigins: "${origin}" is not an origin such as https://app.example.com`)
+      }
+    }))
+    this.#maxRoomNameLength = positive('maxRoomNameLength', options.maxRoomNameLength, DEFAULT_MAX_ROOM_NAME_LENGTH)
+    const trustProxy = options.trustProxy ?? 0
+    if (!Number.isInteger(trustProxy) || trustProxy < 0) throw new RangeError(`trustProxy must be a whole number >= 0, got ${String(trustProxy)}`)
+    const messagesPerSecond = positive('messagesPerSecond', options.messagesPerSecond, 100)
     this.#ws = new WebSocketTransport({
       rooms: this.rooms,
       log: this.log,
-      authorize,
+      authorize: this.#authorize,
+      allowedOrigins: this.#allowedOrigins,
+      maxRoomNameLength: this.#maxRoomNameLength,
+      trustProxy,
+      connectionLimits: new ConnectionCounter({
+        maxConnections: positive('maxConnections', options.maxConnections, 10_000),
+        maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, 1000),
+        maxConnectionsPerRoom: positive('maxConnectionsPerRoom', options.maxConnectionsPerRoom, 1000),
+      }),
+      messagesPerSecond,
+      messageBurst: positive('messageBurst', options.messageBurst, Math.max(300, messagesPerSecond)),
+      maxBufferedBytes: positive('maxBufferedBytes', options.maxBufferedBytes, 16 * 1024 * 1024, 1024),
       prefix,
       maxMessageBytes,
       pingIntervalMs: positive('pingIntervalMs', options.pingIntervalMs, 30_000, 10),
@@ -184,6 +233,17 @@ export class SyncServer {
   /** Whether the server takes new clients (false once draining). */
   get accepting (): boolean {
     return this.#state === 'running'
+  }
+
+  /**
+   * The checks every transport runs before a request touches `room`: a valid room name (BAD_ROOM), an
+   * allowed Origin (BAD_ORIGIN), then `authorize` (UNAUTHENTICATED, FORBIDDEN). Rejects with a SyncError
+   * whose `status` is the HTTP answer; resolves with the access granted.
+   */
+  async authorizeRequest (request: IncomingMessage, room: string): Promise<Access> {
+    validateRoomName(room, this.#maxRoomNameLength)
+    checkOrigin(request.headers.origin, this.#allowedOrigins)
+    return this.#authorize(request, room)
   }
 
   /** Takes over an HTTP upgrade request (`server.on('upgrade', ...)`). */

@@ -1,11 +1,13 @@
-import type { IncomingMessage } from 'node:http'
+import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import type { Logger } from 'pino'
+import { checkOrigin, clientAddress, validateRoomName, type ConnectionCounter, type Slot } from '../admission.js'
 import { closeReason, SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
 import type { Peer } from '../peer.js'
 import { decodeMessage, encodePermissionDenied, ProtocolError } from '../protocol.js'
+import { TokenBucket } from '../rate-limit.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
 
@@ -26,6 +28,17 @@ export interface WebSocketOptions {
   readonly maxMessageBytes: number
   readonly pingIntervalMs: number
   readonly maxConnectionAgeMs: number | null
+  /** Normalized origins a browser page may connect from; null: any. */
+  readonly allowedOrigins: ReadonlySet<string> | null
+  readonly maxRoomNameLength: number
+  /** Proxies in front whose `X-Forwarded-For` entries are trusted (0: none). */
+  readonly trustProxy: number
+  readonly connectionLimits: ConnectionCounter
+  /** Token bucket per socket: sustained messages a second, and the burst allowed on top. */
+  readonly messagesPerSecond: number
+  readonly messageBurst: number
+  /** A socket whose unsent data passes this many bytes is closed with SLOW_CONSUMER. */
+  readonly maxBufferedBytes: number
   readonly onClose?: (code: number) => void
   /** Hears of every error answered to a client (metrics). */
   readonly onError?: (code: ErrorCode) => void
@@ -71,7 +84,8 @@ export class WebSocketTransport {
   }
 
   handleUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', (error) => this.#options.log.debug({ err: error }, 'upgrade socket error'))
+    const { log, rooms } = this.#options
+    socket.on('error', (error) => log.debug({ err: error }, 'upgrade socket error'))
     if (!this.#accepting) {
       refuseUpgrade(socket, 503, 'server restarting')
       return
@@ -81,29 +95,62 @@ export class WebSocketTransport {
       refuseUpgrade(socket, 404, 'not found')
       return
     }
+    const address = clientAddress(request, this.#options.trustProxy)
+    try {
+      checkOrigin(request.headers.origin, this.#options.allowedOrigins)
+      validateRoomName(name, this.#options.maxRoomNameLength)
+    } catch (error) {
+      this.#refuse(request, socket, head, error, name, address)
+      return
+    }
+    // Capacity is refused before the upgrade, the cheapest answer: no socket, no room load. The stock
+    // client counts it as a failed attempt and backs off (up to 2.5 s).
+    let slot: Slot
+    try {
+      if (!rooms.canAcquire(name)) throw new SyncError('OVERLOADED', 'too many rooms loaded')
+      slot = this.#options.connectionLimits.admit(address, name)
+    } catch (error) {
+      const refusal = error as SyncError
+      log.warn({ room: name, address, detail: refusal.message }, 'refusing a connection: over capacity')
+      this.#options.onError?.(refusal.code)
+      refuseUpgrade(socket, refusal.status, refusal.message, { 'Retry-After': '5' })
+      return
+    }
     Promise.resolve()
       .then(() => this.#options.authorize(request, name))
       .then((access) => {
-        if (!this.#accepting) return refuseUpgrade(socket, 503, 'server restarting')
-        this.#wss.handleUpgrade(request, socket, head, (ws) => this.#accept(ws, request, name, access))
+        if (!this.#accepting) {
+          slot.release()
+          return refuseUpgrade(socket, 503, 'server restarting')
+        }
+        this.#wss.handleUpgrade(request, socket, head, (ws) => this.#accept(ws, address, name, access, slot))
       }, (error: unknown) => {
-        const refusal = error instanceof SyncError ? error : new SyncError('INTERNAL')
-        if (!(error instanceof SyncError)) this.#options.log.error({ err: error, room: name }, 'authorize threw')
-        // Upgrade, say why, and close with a code the stock client treats as final: a plain HTTP 401
-        // carries no close code, and the client would retry it forever.
-        this.#options.onError?.(refusal.code)
-        this.#wss.handleUpgrade(request, socket, head, (ws) => {
-          ws.send(encodePermissionDenied(refusal.message))
-          ws.close(refusal.closeCode, closeReason(refusal.message))
-          this.#options.onClose?.(refusal.closeCode)
-        })
+        slot.release()
+        this.#refuse(request, socket, head, error, name, address)
       })
   }
 
-  #accept (ws: WebSocket, request: IncomingMessage, name: string, access: Access): void {
-    const { rooms, log } = this.#options
+  /**
+   * Upgrades, says why, and closes with a code the stock client treats as final: a plain HTTP 401 or
+   * 403 carries no close code, and the client would retry it forever. Nothing of the room is sent.
+   */
+  #refuse (request: IncomingMessage, socket: Duplex, head: Buffer, error: unknown, room: string, address: string): void {
+    const refusal = error instanceof SyncError ? error : new SyncError('INTERNAL')
+    if (!(error instanceof SyncError)) this.#options.log.error({ err: error, room }, 'authorize threw')
+    else this.#options.log.info({ room, address, code: refusal.code, detail: refusal.message }, 'refused a connection')
+    this.#options.onError?.(refusal.code)
+    this.#wss.handleUpgrade(request, socket, head, (ws) => {
+      ws.on('error', () => {})
+      ws.send(encodePermissionDenied(refusal.message))
+      ws.close(refusal.closeCode, closeReason(refusal.message))
+      this.#options.onClose?.(refusal.closeCode)
+    })
+  }
+
+  #accept (ws: WebSocket, address: string, name: string, access: Access, slot: Slot): void {
+    const { rooms, log, maxBufferedBytes } = this.#options
     const id = ++this.#nextId
-    const address = request.socket.remoteAddress ?? '?'
+    const bucket = new TokenBucket(this.#options.messagesPerSecond, this.#options.messageBurst)
     let closed = false
     let joined = false
     let backlog: Uint8Array[] = []
@@ -114,7 +161,15 @@ export class WebSocketTransport {
       canWrite: access.mode === 'write',
       label: `ws#${id} ${address}`,
       send: (frame) => {
-        if (ws.readyState !== WebSocket.OPEN) return
+        if (ws.readyState !== WebSocket.OPEN || closed) return
+        // A client that does not read would make the server hold every update for it, without end.
+        // Closed, it reconnects and resyncs from the document instead.
+        if (ws.bufferedAmount > maxBufferedBytes) {
+          log.warn({ room: name, peer: peer.label, buffered: ws.bufferedAmount }, 'closing a slow consumer')
+          const slow = new SyncError('SLOW_CONSUMER')
+          peer.close(slow.closeCode, slow.message)
+          return
+        }
         ws.send(frame, { binary: true })
         if (counters !== undefined) { counters.messagesOut++; counters.bytesOut += frame.length }
       },
@@ -124,9 +179,19 @@ export class WebSocketTransport {
         ws.close(code, closeReason(reason))
       },
     }
+    let room: Room
+    try {
+      room = rooms.acquire(name)
+    } catch (error) {
+      // Rooms filled up between the check before the upgrade and now.
+      slot.release()
+      const refusal = error instanceof SyncError ? error : new SyncError('INTERNAL')
+      ws.close(refusal.closeCode, closeReason(refusal.message))
+      this.#options.onClose?.(refusal.closeCode)
+      return
+    }
     const connection: Connection = { ws, peer, alive: true }
     this.#connections.add(connection)
-    const room: Room = rooms.acquire(name)
 
     const fail = (error: unknown): void => {
       const failure = error instanceof SyncError
@@ -149,6 +214,7 @@ export class WebSocketTransport {
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (closed) return
+      if (!bucket.take()) return fail(new SyncError('RATE_LIMITED', `more than ${this.#options.messagesPerSecond} messages a second`))
       if (!isBinary) return fail(new SyncError('BAD_MESSAGE', 'text frames are not part of the protocol'))
       const frame = toBytes(data)
       if (counters !== undefined) { counters.messagesIn++; counters.bytesIn += frame.length }
@@ -159,6 +225,7 @@ export class WebSocketTransport {
     ws.on('error', (error) => log.warn({ err: error, room: name, peer: peer.label }, 'socket error'))
     ws.on('close', (code) => {
       closed = true
+      slot.release()
       this.#connections.delete(connection)
       if (ageTimer !== null) clearTimeout(ageTimer)
       if (joined) room.leave(peer)
@@ -236,7 +303,8 @@ const toBytes = (data: RawData): Uint8Array => {
   return data
 }
 
-const refuseUpgrade = (socket: Duplex, status: number, text: string): void => {
+const refuseUpgrade = (socket: Duplex, status: number, text: string, headers: Record<string, string> = {}): void => {
   const body = `${text}\n`
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  const extra = Object.entries(headers).map(([key, value]) => `${key}: ${value}\r\n`).join('')
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\n${extra}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }

@@ -1,0 +1,132 @@
+/**
+ * What is checked before a client reaches a room, by every transport (WebSocket, long poll, HTTP API):
+ * the Origin (against cross-site WebSocket hijacking), the room name, the client's address, and the
+ * connection limits per instance, per address and per room.
+ */
+import type { IncomingMessage } from 'node:http'
+import { SyncError } from './errors.js'
+
+/** Longest room name accepted by default. */
+export const DEFAULT_MAX_ROOM_NAME_LENGTH = 256
+
+/**
+ * The characters of a URL path (RFC 3986 `pchar` plus `/`), with `%` only as a well-formed escape:
+ * the room is the raw path, and browsers percent-encode spaces and non-ASCII there.
+ */
+const ROOM_NAME = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})+$/
+
+/** Throws BAD_ROOM unless `name` is a usable room name; the message says why. */
+export const validateRoomName = (name: string, maxLength = DEFAULT_MAX_ROOM_NAME_LENGTH): void => {
+  if (name.length === 0) throw new SyncError('BAD_ROOM', 'room name is empty')
+  if (name.length > maxLength) throw new SyncError('BAD_ROOM', `room name is longer than ${maxLength} characters`)
+  if (!ROOM_NAME.test(name)) {
+    throw new SyncError('BAD_ROOM', 'room name may hold only URL path characters (letters, digits, -._~!$&\'()*+,;=:@/ and %XX escapes)')
+  }
+}
+
+/** Normalizes `https://Example.com:443/` to `https://example.com`; throws RangeError for a non-URL. */
+export const normalizeOrigin = (origin: string): string => {
+  let url: URL
+  try {
+    url = new URL(origin.trim())
+  } catch {
+    throw new RangeError(`not an origin: "${origin}"`)
+  }
+  if (url.origin === 'null') throw new RangeError(`not an origin: "${origin}"`)
+  return url.origin
+}
+
+/**
+ * Throws BAD_ORIGIN when a browser request comes from a page not in `allowed` (normalized origins; null
+ * allows every origin). A request without an Origin header is not from a browser page, and a non-browser
+ * client could send any Origin anyway: it passes, and tokens are what keep it out.
+ */
+export const checkOrigin = (origin: string | undefined, allowed: ReadonlySet<string> | null): void => {
+  if (allowed === null || origin === undefined) return
+  let normalized: string
+  try {
+    normalized = normalizeOrigin(origin)
+  } catch {
+    throw new SyncError('BAD_ORIGIN', 'origin not allowed')
+  }
+  if (!allowed.has(normalized)) throw new SyncError('BAD_ORIGIN', `origin ${normalized} not allowed`)
+}
+
+/**
+ * The client's address. Behind `trustProxy` proxies (App Engine's load balancer, a reverse proxy) it is
+ * the `X-Forwarded-For` entry the outermost trusted proxy added, counting from the right: entries further
+ * left were written by the client and prove nothing. With `trustProxy` 0 the header is ignored.
+ */
+export const clientAddress = (request: Pick<IncomingMessage, 'headers' | 'socket'>, trustProxy: number): string => {
+  const direct = request.socket.remoteAddress ?? 'unknown'
+  if (trustProxy <= 0) return direct
+  const header = request.headers['x-forwarded-for']
+  const raw = Array.isArray(header) ? header.join(',') : header
+  if (raw === undefined) return direct
+  const hops = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (hops.length === 0) return direct
+  return hops[Math.max(0, hops.length - trustProxy)]!
+}
+
+export interface ConnectionLimits {
+  /** Connections this instance holds at most. */
+  readonly maxConnections: number
+  /** Connections from one client address (a classroom behind one NAT shares one). */
+  readonly maxConnectionsPerIp: number
+  /** Connections to one room. */
+  readonly maxConnectionsPerRoom: number
+}
+
+/** A held slot: call `release` once when the connection ends (or was refused). */
+export interface Slot {
+  release (): void
+}
+
+const bump = (map: Map<string, number>, key: string, by: number): void => {
+  const next = (map.get(key) ?? 0) + by
+  if (next <= 0) map.delete(key)
+  else map.set(key, next)
+}
+
+/**
+ * Counts connections per instance, per address and per room, and refuses one over any limit with
+ * OVERLOADED. A slot is taken before authorization so that a flood of slow handshakes counts too.
+ */
+export class ConnectionCounter {
+  readonly #limits: ConnectionLimits
+  readonly #byIp = new Map<string, number>()
+  readonly #byRoom = new Map<string, number>()
+  #total = 0
+
+  constructor (limits: ConnectionLimits) {
+    for (const [name, value] of Object.entries(limits)) {
+      if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a whole number >= 1, got ${String(value)}`)
+    }
+    this.#limits = limits
+  }
+
+  get total (): number {
+    return this.#total
+  }
+
+  /** Takes a slot for a connection from `ip` to `room`, or throws OVERLOADED naming the limit. */
+  admit (ip: string, room: string): Slot {
+    const limits = this.#limits
+    if (this.#total >= limits.maxConnections) throw new SyncError('OVERLOADED', 'instance connection limit reached')
+    if ((this.#byIp.get(ip) ?? 0) >= limits.maxConnectionsPerIp) throw new SyncError('OVERLOADED', 'too many connections from this address')
+    if ((this.#byRoom.get(room) ?? 0) >= limits.maxConnectionsPerRoom) throw new SyncError('OVERLOADED', 'room connection limit reached')
+    this.#total++
+    bump(this.#byIp, ip, 1)
+    bump(this.#byRoom, room, 1)
+    let released = false
+    return {
+      release: () => {
+        if (released) return
+        released = true
+        this.#total--
+        bump(this.#byIp, ip, -1)
+        bump(this.#byRoom, room, -1)
+      },
+    }
+  }
+}

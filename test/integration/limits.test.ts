@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import WebSocket from 'ws'
+import * as protocol from '../../server/protocol.js'
+import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
+import { openRaw } from '../helpers/raw-socket.js'
+import { startServer, type TestServer } from '../helpers/server.js'
+import type { SyncServerOptions } from '../../server/sync-server.js'
+import { waitFor } from '../helpers/wait.js'
+
+/** Opens a socket and reports how the server answered: `open`, or the HTTP status of a refused upgrade. */
+const attempt = (url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket, status: number | 'open' }> =>
+  new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers })
+    ws.on('error', () => {})
+    ws.once('open', () => resolve({ ws, status: 'open' }))
+    ws.once('unexpected-response', (_request, response) => {
+      resolve({ ws, status: response.statusCode ?? 0 })
+      response.resume()
+      ws.terminate()
+    })
+    ws.once('close', (code) => reject(new Error(`closed with ${code} before opening`)))
+  })
+
+describe('limits', () => {
+  const servers: TestServer[] = []
+  const clients: Client[] = []
+  const sockets: WebSocket[] = []
+  const serve = async (options: SyncServerOptions): Promise<TestServer> => {
+    const server = await startServer(options)
+    servers.push(server)
+    return server
+  }
+  const pair = async (server: TestServer, room: string): Promise<[Client, Client]> => {
+    const a = connectClient(server.url, room)
+    const b = connectClient(server.url, room)
+    clients.push(a, b)
+    await Promise.all([synced(a), synced(b)])
+    return [a, b]
+  }
+  /** The peers of `room` still converge after one of their neighbours was thrown out. */
+  const stillConverge = async ([a, b]: [Client, Client], text: string): Promise<void> => {
+    a.text.insert(a.text.length, text)
+    await converged([a, b], { expected: a.text.toString() })
+    assert.ok(a.provider.wsconnected && b.provider.wsconnected)
+  }
+
+  after(async () => {
+    for (const c of clients) c.destroy()
+    for (const ws of sockets) ws.terminate()
+    for (const s of servers) await s.close()
+  })
+
+  it('refuses a cross-origin upgrade with a disallowed Origin (4403), nothing of the room sent', async () => {
+    const server = await serve({ allowedOrigins: ['https://app.example.com'] })
+    await server.server.transact('origin', (doc) => doc.getText('text').insert(0, 'private'))
+    const evil = await openRaw(server.url, 'origin', { origin: 'https://evil.example' })
+    assert.equal((await evil.closed).code, 4403)
+    assert.deepEqual(evil.frames.map((f) => f[0]), [protocol.MESSAGE_AUTH])
+    const good = await openRaw(server.url, 'origin', { origin: 'https://app.example.com' })
+    await waitFor(() => good.frames.length > 0, { message: 'allowed origin syncs' })
+    good.ws.close()
+    const noOrigin = await openRaw(server.url, 'origin')
+    await waitFor(() => noOrigin.frames.length > 0, { message: 'a non-browser client (no Origin) syncs' })
+    noOrigin.ws.close()
+  })
+
+  it('refuses bad room names with 4400 and takes percent-encoded ones', async () => {
+    const server = await serve({ maxRoomNameLength: 64 })
+    for (const room of ['x'.repeat(65), 'a|b', 'a%zz']) {
+      const raw = await openRaw(server.url, room)
+      assert.equal((await raw.closed).code, 4400, room)
+      assert.deepEqual(raw.frames.map((f) => f[0]), [protocol.MESSAGE_AUTH])
+    }
+    const empty = await openRaw(server.url, '')
+    assert.equal((await empty.closed).code, 4400)
+    const c = connectClient(server.url, 'héllo wörld')
+    clients.push(c)
+    await synced(c)
+    assert.ok(server.server.loadedRoom('h%C3%A9llo%20w%C3%B6rld'))
+  })
+
+  it('closes a socket whose frame is over the size limit with 1009; its peers go on', async () => {
+    const server = await serve({ maxMessageBytes: 64 * 1024 })
+    const peers = await pair(server, 'big')
+    const raw = await openRaw(server.url, 'big')
+    raw.send(protocol.encodeSyncUpdate(new Uint8Array(100 * 1024)))
+    assert.equal((await raw.closed).code, 1009)
+    await stillConverge(peers, 'still here')
+  })
+
+  it('closes a socket over its message rate with 4429; its peers go on', async () => {
+    const server = await serve({ messagesPerSecond: 20, messageBurst: 40 })
+    const peers = await pair(server, 'flood')
+    const raw = await openRaw(server.url, 'flood')
+    for (let i = 0; i < 200; i++) raw.send(protocol.encodeQueryAwareness())
+    const closed = await raw.closed
+    assert.equal(closed.code, 4429)
+    await stillConverge(peers, 'still here')
+  })
+
+  it('refuses connections over the per-address limit with 503, reading X-Forwarded-For only when trusted', async () => {
+    const direct = await serve({ maxConnectionsPerIp: 2 })
+    const open = [await attempt(`${direct.url}/ip`), await attempt(`${direct.url}/ip`)]
+    sockets.push(...open.map((o) => o.ws))
+    assert.deepEqual(open.map((o) => o.status), ['open', 'open'])
+    // Without TRUST_PROXY a forged header changes nothing.
+    assert.equal((await attempt(`${direct.url}/ip`, { 'x-forwarded-for': '9.9.9.9' })).status, 503)
+    open[0]!.ws.close()
+    await waitFor(() => direct.server.connections === 1, { message: 'slot freed' })
+    const again = await attempt(`${direct.url}/ip`)
+    sockets.push(again.ws)
+    assert.equal(again.status, 'open')
+
+    const proxied = await serve({ maxConnectionsPerIp: 1, trustProxy: 1 })
+    const first = await attempt(`${proxied.url}/ip`, { 'x-forwarded-for': '1.1.1.1' })
+    const second = await attempt(`${proxied.url}/ip`, { 'x-forwarded-for': '2.2.2.2' })
+    const third = await attempt(`${proxied.url}/ip`, { 'x-forwarded-for': '6.6.6.6, 1.1.1.1' })
+    sockets.push(first.ws, second.ws, third.ws)
+    assert.deepEqual([first.status, second.status, third.status], ['open', 'open', 503])
+  })
+
+  it('refuses connections over the per-room and per-instance limits with 503', async () => {
+    const server = await serve({ maxConnectionsPerRoom: 2, maxConnections: 3 })
+    const results = []
+    for (const room of ['r1', 'r1', 'r1', 'r2', 'r3']) {
+      const result = await attempt(`${server.url}/${room}`)
+      sockets.push(result.ws)
+      results.push(result.status)
+    }
+    assert.deepEqual(results, ['open', 'open', 503, 'open', 503])
+  })
+
+  it('unloads the least recently used idle room to make space, and refuses a new room when all are in use', async () => {
+    const server = await serve({ maxRooms: 2, roomIdleMs: 60_000 })
+    const a = connectClient(server.url, 'lru-a')
+    const b = connectClient(server.url, 'lru-b')
+    clients.push(a, b)
+    await Promise.all([synced(a), synced(b)])
+    a.text.insert(0, 'kept')
+    await waitFor(async () => { await server.server.loadedRoom('lru-a')?.flushed(); return server.server.loadedRoom('lru-a')?.doc.getText('text').length === 4 }, { message: 'a stored' })
+    const refused = await attempt(`${server.url}/lru-c`)
+    assert.equal(refused.status, 503)
+    a.provider.disconnect()
+    await waitFor(() => server.server.loadedRoom('lru-a')?.holds === 0, { message: 'room a idle' })
+    const c = connectClient(server.url, 'lru-c')
+    clients.push(c)
+    await synced(c)
+    assert.equal(server.server.loadedRoom('lru-a'), undefined, 'the idle room was unloaded')
+    assert.ok(server.server.loadedRoom('lru-b'), 'the room in use stayed')
+    c.destroy()
+    await waitFor(() => server.server.loadedRoom('lru-c')?.holds === 0, { message: 'room c idle' })
+    a.provider.connect()
+    await synced(a)
+    assert.equal(a.text.toString(), 'kept')
+  })
+
+  it('closes a consumer that stops reading with 4508 once its unsent data passes the bound', async () => {
+    const server = await serve({ maxBufferedBytes: 256 * 1024, maxMessageBytes: 4 * 1024 * 1024 })
+    const peers = await pair(server, 'slow')
+    const slow = await openRaw(server.url, 'slow')
+    await waitFor(() => slow.frames.length > 0, { message: 'slow consumer joined' })
+    const tcp = (slow.ws as unknown as { _socket: import('node:net').Socket })._socket
+    tcp.pause()
+    // Enough to fill both kernel socket buffers on loopback and then the bound.
+    const chunk = 'x'.repeat(1024 * 1024)
+    for (let i = 0; i < 32; i++) await server.server.transact('slow', (doc) => doc.getText('bulk').insert(0, chunk))
+    tcp.resume()
+    const closed = await slow.closed
+    assert.equal(closed.code, 4508)
+    await stillConverge(peers, 'still here')
+  })
+})
