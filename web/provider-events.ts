@@ -63,14 +63,11 @@ export interface ProviderOptions {
   readonly awareness?: Awareness
   /** Query parameters of every connection (e.g. `token`). */
   readonly params?: Record<string, string>
-  /** How to reach the server. Required: e.g. `websocketChannel()`. */
+  /**
+   * How to reach the server. Required: e.g. `websocketChannel()`, or
+   * `fallbackChannel(websocketChannel(), pollChannel())` to use long-polling where WebSocket cannot connect.
+   */
   readonly channel: ChannelFactory
-  /** Used after `fallbackAfterFailures` connections in a row failed to open on `channel`. Default none. */
-  readonly fallback?: ChannelFactory | null
-  /** Default 2. */
-  readonly fallbackAfterFailures?: number
-  /** While on the fallback, try `channel` this often and move back when it opens. Default 60 s. */
-  readonly returnProbeMs?: number
   readonly backoff?: BackoffOptions
   /** Source of jitter. Default Math.random. */
   readonly random?: () => number

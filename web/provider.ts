@@ -12,6 +12,9 @@
  * edits made while we were away); its step 2 answers ours, and from then on we are `synced`. Updates and
  * awareness changes flow both ways as they happen.
  *
+ * Which transport to use is the channel's business, not the provider's: `fallbackChannel` (fallback-channel.ts)
+ * composes WebSocket with long-polling.
+ *
  * It touches no DOM: `window`/`document` listeners are added only where they exist, so it runs in Node.
  */
 import type * as Y from 'yjs'
@@ -63,10 +66,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   /** Whether the provider wants to be connected (false after `disconnect()` or a final close). */
   shouldConnect = false
 
-  readonly #primary: ChannelFactory
-  readonly #fallback: ChannelFactory | null
-  readonly #fallbackAfter: number
-  readonly #returnProbeMs: number
+  readonly #channel: ChannelFactory
   readonly #backoff: Backoff
   readonly #random: () => number
   readonly #connectTimeoutMs: number
@@ -76,13 +76,9 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   #attempt: Attempt | null = null
   #synced = false
   #failures = 0
-  #primaryFailures = 0
-  #onFallback = false
   #retryTimer: ReturnType<typeof setTimeout> | null = null
   #retryAt: number | null = null
   #connectTimer: ReturnType<typeof setTimeout> | null = null
-  #probeTimer: ReturnType<typeof setTimeout> | null = null
-  #probe: Attempt | null = null
   #lastMessageAt = 0
   #disconnectedAt: number | null = null
   #lastClose: ConnectionClose | null = null
@@ -94,15 +90,15 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   constructor (serverUrl: string, roomname: string, doc: Y.Doc, options: ProviderOptions) {
     super()
     if (typeof options?.channel !== 'function') throw new TypeError('RelayProvider: options.channel must be a ChannelFactory')
+    for (const removed of ['fallback', 'fallbackAfterFailures', 'returnProbeMs']) {
+      if (removed in options) throw new TypeError(`RelayProvider: options.${removed} is gone; pass channel: fallbackChannel(primary, secondary) instead`)
+    }
     this.serverUrl = serverUrl.replace(/\/+$/, '')
     this.roomname = roomname
     this.doc = doc
     this.awareness = options.awareness ?? new awarenessProtocol.Awareness(doc)
     this.params = { ...(options.params ?? {}) }
-    this.#primary = options.channel
-    this.#fallback = options.fallback ?? null
-    this.#fallbackAfter = positive('fallbackAfterFailures', options.fallbackAfterFailures ?? 2, 1)
-    this.#returnProbeMs = positive('returnProbeMs', options.returnProbeMs ?? 60_000, 100)
+    this.#channel = options.channel
     this.#backoff = backoffOptions(options.backoff)
     this.#random = options.random ?? Math.random
     this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs ?? 10_000, 10)
@@ -148,9 +144,9 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     this.emit('sync', [state])
   }
 
-  /** The kind of channel in use, or the one the next attempt will use. */
+  /** The kind of channel in use ('websocket' until a channel that opened says otherwise). */
   get transport (): ChannelKind {
-    return this.#attempt?.kind ?? (this.#onFallback ? 'poll' : 'websocket')
+    return this.#attempt?.kind ?? 'websocket'
   }
 
   /** Failed attempts since the last successful sync. */
@@ -187,7 +183,6 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   disconnect (): void {
     this.shouldConnect = false
     this.#clearRetry()
-    this.#stopProbe()
     this.#attempt?.channel?.close(LocalClose.REQUESTED, 'disconnect')
   }
 
@@ -214,32 +209,25 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
       this.emit('status', [{ status: 'disconnected' }])
       return
     }
-    const kind: ChannelKind = this.#onFallback ? 'poll' : 'websocket'
-    const factory = this.#onFallback && this.#fallback !== null ? this.#fallback : this.#primary
-    const attempt = this.#startAttempt(factory, kind, {
-      open: () => this.#opened(attempt),
-      message: (frame) => this.#receive(attempt, frame),
-      close: (code, reason) => this.#closed(attempt, code, reason),
-    })
+    const attempt: Attempt = { channel: null, kind: 'websocket', opened: false, closed: false, openedAt: 0 }
+    this.#attempt = attempt
+    this.emit('transport', [{ kind: attempt.kind }])
+    this.emit('status', [{ status: 'connecting' }])
+    try {
+      attempt.channel = this.#channel({ serverUrl: this.serverUrl, room: this.roomname, params: this.params, doc: this.doc, awareness: this.awareness }, {
+        open: () => this.#opened(attempt),
+        message: (frame) => this.#receive(attempt, frame),
+        close: (code, reason) => this.#closed(attempt, code, reason),
+      })
+    } catch (error) {
+      // A factory that throws (e.g. a bad URL) is a failed attempt like any other: retried with backoff.
+      if (!attempt.closed) this.#closed(attempt, 1006, error instanceof Error ? error.message : String(error))
+    }
     if (attempt.closed || this.#attempt !== attempt) return
     this.#connectTimer = setTimeout(() => {
       if (this.#attempt === attempt && !attempt.opened) attempt.channel?.close(LocalClose.CONNECT_TIMEOUT, 'connect timeout')
     }, this.#connectTimeoutMs)
     unref(this.#connectTimer)
-  }
-
-  #startAttempt (factory: ChannelFactory, kind: ChannelKind, handlers: { open (): void, message (frame: Uint8Array): void, close (code: number, reason: string): void }): Attempt {
-    const attempt: Attempt = { channel: null, kind, opened: false, closed: false, openedAt: 0 }
-    this.#attempt = attempt
-    this.emit('transport', [{ kind }])
-    this.emit('status', [{ status: 'connecting' }])
-    try {
-      attempt.channel = factory({ serverUrl: this.serverUrl, room: this.roomname, params: this.params, doc: this.doc, awareness: this.awareness }, handlers)
-    } catch (error) {
-      // A factory that throws (e.g. a bad URL) is a failed attempt like any other: retried with backoff.
-      if (!attempt.closed) handlers.close(1006, error instanceof Error ? error.message : String(error))
-    }
-    return attempt
   }
 
   #opened (attempt: Attempt): void {
@@ -253,14 +241,12 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
       this.emit('transport', [{ kind }])
     }
     this.#lastMessageAt = attempt.openedAt
-    if (attempt.kind === 'websocket') this.#primaryFailures = 0
     this.emit('status', [{ status: 'connected' }])
     this.#sendSyncStep1()
     // Announce ourselves with a new clock: the server dropped our state when the last connection closed
     // but remembers its clock, and ignores a state that is not newer. Our update handler sends it.
     const local = this.awareness.getLocalState()
     if (local !== null) this.awareness.setLocalState(local)
-    if (this.#onFallback) this.#scheduleProbe()
   }
 
   #receive (attempt: Attempt, frame: Uint8Array): void {
@@ -298,7 +284,6 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     if (this.#attempt !== attempt) return
     this.#attempt = null
     this.#clearConnectTimer()
-    this.#stopProbe()
     const local = code === LocalClose.REQUESTED && reason === 'disconnect' ? true : code >= 4990 && code <= 4999
     const info: ConnectionClose = {
       code,
@@ -320,8 +305,9 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
       // Forget their clocks too, or the same states sent again on reconnect would look old and be ignored.
       for (const id of others) this.awareness.meta.delete(id)
     }
+    // A channel that closes with SWITCHED (it moves to a better transport: see fallbackChannel's
+    // `switchCode`) failed at nothing: reconnect at once, without counting a failure.
     if (code !== LocalClose.SWITCHED) this.#failures++
-    if (!attempt.opened) this.#countOpenFailure(attempt.kind)
     this.emit('status', [{ status: 'disconnected' }])
     this.emit('connection-close', [info, this])
     if (!attempt.opened) this.emit('connection-error', [info, this])
@@ -333,18 +319,6 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     if (!this.shouldConnect || this.#destroyed) return
     if (code === LocalClose.SWITCHED) this.#open()
     else this.#scheduleRetry()
-  }
-
-  #countOpenFailure (kind: ChannelKind): void {
-    if (this.#fallback === null) return
-    if (kind === 'websocket' && !this.#onFallback) {
-      this.#primaryFailures++
-      if (this.#primaryFailures >= this.#fallbackAfter) this.#onFallback = true
-    } else if (this.#onFallback) {
-      // The fallback does not open either: give the primary another round.
-      this.#onFallback = false
-      this.#primaryFailures = 0
-    }
   }
 
   #scheduleRetry (): void {
@@ -368,51 +342,6 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   #clearConnectTimer (): void {
     if (this.#connectTimer !== null) clearTimeout(this.#connectTimer)
     this.#connectTimer = null
-  }
-
-  /** While on the fallback: try the primary now and then; when it opens, reconnect over it. */
-  #scheduleProbe (): void {
-    this.#stopProbe()
-    this.#probeTimer = setTimeout(() => {
-      this.#probeTimer = null
-      const current = this.#attempt
-      if (current === null || !this.#onFallback) return
-      const probe: Attempt = { channel: null, kind: 'websocket', opened: false, closed: false, openedAt: 0 }
-      this.#probe = probe
-      const done = (): void => {
-        if (this.#probe === probe) this.#probe = null
-      }
-      try {
-        probe.channel = this.#primary({ serverUrl: this.serverUrl, room: this.roomname, params: this.params, doc: this.doc, awareness: this.awareness }, {
-          open: () => {
-            probe.opened = true
-            probe.channel?.close(1000, 'probe')
-            done()
-            if (this.#attempt !== current) return
-            this.#onFallback = false
-            this.#primaryFailures = 0
-            current.channel?.close(LocalClose.SWITCHED, 'moving back to websocket')
-          },
-          message: () => {},
-          close: () => {
-            done()
-            if (!probe.opened && this.#attempt === current) this.#scheduleProbe()
-          },
-        })
-      } catch {
-        done()
-        this.#scheduleProbe()
-      }
-    }, this.#returnProbeMs)
-    unref(this.#probeTimer)
-  }
-
-  #stopProbe (): void {
-    if (this.#probeTimer !== null) clearTimeout(this.#probeTimer)
-    this.#probeTimer = null
-    const probe = this.#probe
-    this.#probe = null
-    probe?.channel?.close(1000, 'probe cancelled')
   }
 
   #send (frame: Uint8Array): void {

@@ -8,6 +8,8 @@ import { createLogger } from '../../server/log.js'
 import { SyncServer } from '../../server/sync-server.js'
 import { backoffCeiling, backoffDelay, backoffOptions } from '../../web/backoff.js'
 import type { ChannelFactory } from '../../web/channel.js'
+import { fallbackChannel } from '../../web/fallback-channel.js'
+import { pollChannel } from '../../web/poll-channel.js'
 import { RelayProvider, type ConnectionClose, type ProviderOptions, type ReconnectScheduled } from '../../web/provider.js'
 import { websocketChannel, type WebSocketConstructor } from '../../web/websocket-channel.js'
 import { connectClient, synced } from '../helpers/clients.js'
@@ -211,19 +213,35 @@ describe('RelayProvider against the real server', () => {
     assert.equal(a.closes.length, 0)
   })
 
-  test('falls back to another channel after failing to connect, and returns once the first one works', async () => {
+  test('over fallbackChannel it syncs by long-polling while WebSocket fails, reports the kind, and returns to WebSocket once it works', async () => {
     let primaryWorks = false
     const port = await deadPort()
     const primary: ChannelFactory = (target, events) => primaryWorks ? ws(target, events) : ws({ ...target, serverUrl: `ws://127.0.0.1:${port}` }, events)
-    const fallback: ChannelFactory = (target, events) => ({ ...ws(target, events), kind: 'poll' })
-    const client = open(url, 'fallback-room', { channel: primary, fallback, fallbackAfterFailures: 2, returnProbeMs: 300, backoff: { initialMs: 20, maxMs: 40 } })
+    const kinds: string[] = []
+    const client = open(url, 'fallback-room', { channel: fallbackChannel(primary, pollChannel(), { retryPrimaryMs: 300 }), backoff: { initialMs: 20, maxMs: 40 } })
+    client.provider.on('transport', ({ kind }) => kinds.push(kind))
     const other = open(url, 'fallback-room')
     await waitFor(() => client.provider.synced, { message: 'synced over the fallback' })
     assert.equal(client.provider.transport, 'poll')
-    assert.equal(client.closes.filter((c) => c.kind === 'websocket').length, 2)
+    assert.equal(client.closes.length, 0, 'the failed WebSocket is the channel\'s business: the provider saw no close')
+    other.text.insert(0, 'polled ')
+    await waitFor(() => client.text.toString() === 'polled ', { message: 'syncing over polling' })
     primaryWorks = true
     await waitFor(() => client.provider.synced && client.provider.transport === 'websocket', { timeoutMs: 10_000, message: 'back on websocket' })
-    other.text.insert(0, 'after the switch')
-    await waitFor(() => client.text.toString() === 'after the switch', { message: 'syncing on websocket' })
+    assert.equal(client.closes.at(-1)?.kind, 'poll')
+    assert.ok(kinds.includes('poll') && kinds.at(-1) === 'websocket', `transport events: ${kinds.join(', ')}`)
+    other.text.insert(0, 'after the switch ')
+    await waitFor(() => client.text.toString() === 'after the switch polled ', { message: 'syncing on websocket' })
+  })
+
+  test('the removed built-in fallback options are a TypeError pointing to fallbackChannel', () => {
+    const doc = new Y.Doc()
+    try {
+      for (const option of [{ fallback: ws }, { fallbackAfterFailures: 2 }, { returnProbeMs: 1000 }]) {
+        assert.throws(() => new RelayProvider(url, 'x', doc, { channel: ws, connect: false, ...option } as ProviderOptions), /fallbackChannel/)
+      }
+    } finally {
+      doc.destroy()
+    }
   })
 })
