@@ -76,6 +76,12 @@ export class ServerProcess {
       HOST: '127.0.0.1',
       DATA_DIR: this.options.dataDir,
       LOG_LEVEL: 'warn',
+      // The load generators are a few processes on one address sending thousands of messages a second:
+      // the per-socket, per-address and per-room limits are for the internet, not for this bench.
+      MAX_MESSAGES_PER_SECOND: '1000000',
+      MAX_CONNECTIONS_PER_IP: '100000',
+      MAX_CONNECTIONS_PER_ROOM: '100000',
+      MAX_CONNECTIONS: '100000',
     }
     if (this.kind === 'reference' && this.options.persist === true) env.YPERSISTENCE = join(this.options.dataDir, 'leveldb')
     this.#stderr = ''
