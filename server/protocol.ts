@@ -46,24 +46,33 @@ export class ProtocolError extends Error {
   override readonly name = 'ProtocolError'
 }
 
-const readUint = (decoder: decoding.Decoder, what: string): number => {
-  if (!decoding.hasContent(decoder)) throw new ProtocolError(`truncated frame: missing ${what}`)
-  const start = decoder.pos
-  try {
-    return decoding.readVarUint(decoder)
-  } catch {
-    throw new ProtocolError(`malformed varint in ${what} at byte ${start}`)
+/**
+ * Field readers that never trust a length: a missing byte, an unterminated varint or a length past the
+ * end throws an error made by `fail`, naming the field (`where` says what is being read: frame, body).
+ * Byte fields are views into the input, not copies. Shared by every wire format of the project.
+ */
+export const fieldReaders = (where: string, fail: (message: string) => Error) => {
+  const readUint = (decoder: decoding.Decoder, what: string): number => {
+    if (!decoding.hasContent(decoder)) throw fail(`truncated ${where}: missing ${what}`)
+    const start = decoder.pos
+    try {
+      return decoding.readVarUint(decoder)
+    } catch {
+      throw fail(`malformed varint in ${what} at byte ${start}`)
+    }
   }
+  const readBytes = (decoder: decoding.Decoder, what: string): Uint8Array => {
+    const length = readUint(decoder, `${what} length`)
+    const remaining = decoder.arr.length - decoder.pos
+    if (length > remaining) throw fail(`truncated ${where}: ${what} says ${length} bytes, ${remaining} left`)
+    const bytes = decoder.arr.subarray(decoder.pos, decoder.pos + length)
+    decoder.pos += length
+    return bytes
+  }
+  return { readUint, readBytes }
 }
 
-const readBytes = (decoder: decoding.Decoder, what: string): Uint8Array => {
-  const length = readUint(decoder, `${what} length`)
-  const remaining = decoder.arr.length - decoder.pos
-  if (length > remaining) throw new ProtocolError(`truncated frame: ${what} says ${length} bytes, ${remaining} left`)
-  const bytes = decoder.arr.subarray(decoder.pos, decoder.pos + length)
-  decoder.pos += length
-  return bytes
-}
+const { readUint, readBytes } = fieldReaders('frame', (message) => new ProtocolError(message))
 
 /**
  * Decodes one frame. Returned byte fields are views into `frame` (no copy). Bytes after the first message

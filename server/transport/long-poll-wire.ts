@@ -23,6 +23,7 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
+import { fieldReaders } from '../protocol.js'
 
 /** Input that does not follow the format: the message says what was wrong (for a 400 and the log). */
 export class PollWireError extends Error {
@@ -46,23 +47,7 @@ export const encodeFrames = (frames: readonly Uint8Array[]): Uint8Array => {
   return encoding.toUint8Array(encoder)
 }
 
-const readUint = (decoder: decoding.Decoder, what: string): number => {
-  if (!decoding.hasContent(decoder)) throw new PollWireError(`truncated body: missing ${what}`)
-  try {
-    return decoding.readVarUint(decoder)
-  } catch {
-    throw new PollWireError(`malformed varint in ${what}`)
-  }
-}
-
-const readBytes = (decoder: decoding.Decoder, what: string): Uint8Array => {
-  const length = readUint(decoder, `${what} length`)
-  const remaining = decoder.arr.length - decoder.pos
-  if (length > remaining) throw new PollWireError(`truncated body: ${what} says ${length} bytes, ${remaining} left`)
-  const bytes = decoder.arr.subarray(decoder.pos, decoder.pos + length)
-  decoder.pos += length
-  return bytes
-}
+const { readUint, readBytes } = fieldReaders('body', (message) => new PollWireError(message))
 
 /** Decodes a list of frames; the frames are views into `body`. An empty frame is an error. */
 export const decodeFrames = (body: Uint8Array): Uint8Array[] => {

@@ -2,26 +2,16 @@ import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort } from '../helpers/services.js'
 import { parse } from 'yaml'
 import { parseConfig } from '../../server/config.js'
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const HOUR_MS = 60 * 60 * 1000
-
-/** A TCP port that was free a moment ago. */
-const freePort = (): Promise<number> => new Promise((resolve, reject) => {
-  const probe = createServer()
-  probe.once('error', reject)
-  probe.listen(0, '127.0.0.1', () => {
-    const { port } = probe.address() as { port: number }
-    probe.close(() => resolve(port))
-  })
-})
 
 describe('App Engine deployment', () => {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
