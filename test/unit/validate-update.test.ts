@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as Y from 'yjs'
 import { SyncError } from '../../server/errors.js'
-import { validateUpdate } from '../../server/room.js'
+import { validateUpdate } from '../../server/update-validation.js'
 
 const badUpdate = (error: unknown): boolean => error instanceof SyncError && error.code === 'BAD_UPDATE'
 
