@@ -6,7 +6,7 @@ import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
 import * as protocol from './protocol.js'
 import type { Storage } from './storage/storage.js'
-import { addsNothing, validateUpdate } from './update-validation.js'
+import { addsNothing, isEmptyUpdate, validateUpdate } from './update-validation.js'
 
 /** Transaction origins: who applied what to a room's document. Anything else is a server-side edit. */
 const ORIGIN_LOAD = Symbol('load')
@@ -47,9 +47,6 @@ export type RoomEvent = 'update' | 'awareness'
  * broadcasts take at most a quarter of the process's time (see Room#sendUpdate).
  */
 const BROADCAST_SPACING = 3
-
-const isEmptyUpdate = (update: Uint8Array): boolean =>
-  update.length === 2 && update[0] === 0 && update[1] === 0
 
 /** A client with an empty document: it needs the whole document, the same bytes for every such client. */
 const isEmptyStateVector = (stateVector: Uint8Array): boolean => stateVector.length === 1 && stateVector[0] === 0

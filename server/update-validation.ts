@@ -5,6 +5,10 @@
 import * as Y from 'yjs'
 import { SyncError } from './errors.js'
 
+/** The update a client sends when it has nothing the other side lacks: no structs, no deletions. */
+export const isEmptyUpdate = (update: Uint8Array): boolean =>
+  update.length === 2 && update[0] === 0 && update[1] === 0
+
 type DecodedUpdate = ReturnType<typeof Y.decodeUpdate>
 
 const MAX_CLIENT = 0xffffffff

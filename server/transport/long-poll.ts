@@ -6,7 +6,7 @@ import { SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
 import * as protocol from '../protocol.js'
 import type { Room } from '../room.js'
-import { validateUpdate } from '../update-validation.js'
+import { isEmptyUpdate, validateUpdate } from '../update-validation.js'
 import type { Rooms } from '../rooms.js'
 import { pathOf, type RequestHandler } from './http.js'
 import {
@@ -297,7 +297,6 @@ export class LongPollTransport {
 /** A message of a send; awareness comes with the client ids it names, for the echo. */
 type SendMessage = protocol.Message | (Extract<protocol.Message, { type: 'awareness' }> & { readonly clients: readonly number[] })
 
-const isEmptyUpdate = (update: Uint8Array): boolean => update.length === 2 && update[0] === 0 && update[1] === 0
 
 const badInput = (error: unknown): SyncError => {
   if (error instanceof SyncError) return error
