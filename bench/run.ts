@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- scenario ...] [--quick|--tiny] [--repeats N] [--servers a,b]`
+ * `npm run bench [-- scenario ...] [--quick|--tiny] [--repeats N] [--servers a,b] [--rates 100,1000]`
  *
  * Starts each server in its own process, drives it from forked load generators, checks convergence in
  * every scenario and prints a Markdown table of medians over repeats, with the project's ratio to each
@@ -41,16 +41,22 @@ const parseArgs = (argv: readonly string[]): BenchOptions => {
   let servers: ServerKind[] = [...SERVER_KINDS]
   let repeats = 3
   let sizes = FULL
+  let rates: number[] | null = null
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === '--tiny' || arg === '--quick') sizes = TINY
     else if (arg === '--repeats') repeats = Number(argv[++i])
     else if (arg === '--servers') servers = argv[++i]!.split(',') as ServerKind[]
+    else if (arg === '--rates') rates = argv[++i]!.split(',').map(Number)
     else if (arg.startsWith('--')) throw new RangeError(`unknown option ${arg}`)
     else scenarios.push(arg)
   }
   for (const kind of servers) if (!SERVER_KINDS.includes(kind)) throw new RangeError(`unknown server "${kind}"; known: ${SERVER_KINDS.join(', ')}`)
   if (!Number.isInteger(repeats) || repeats < 1) throw new RangeError('--repeats must be a whole number >= 1')
+  if (rates !== null) {
+    if (rates.length === 0 || !rates.every((rate) => Number.isFinite(rate) && rate > 0)) throw new RangeError('--rates must be positive numbers separated by commas')
+    sizes = { ...sizes, fanout: { ...sizes.fanout, rates } }
+  }
   return { scenarios: scenarios.length > 0 ? scenarios : Object.keys(SCENARIOS), servers, repeats, sizes }
 }
 

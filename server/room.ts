@@ -42,12 +42,6 @@ export interface RoomContext {
 
 export type RoomEvent = 'update' | 'awareness'
 
-/**
- * A busy room waits this many times as long as its last broadcast took before the next one, so that its
- * broadcasts take at most a quarter of the process's time (see Room#sendUpdate).
- */
-const BROADCAST_SPACING = 3
-
 /** A client with an empty document: it needs the whole document, the same bytes for every such client. */
 const isEmptyStateVector = (stateVector: Uint8Array): boolean => stateVector.length === 1 && stateVector[0] === 0
 
@@ -87,10 +81,8 @@ export class Room {
    * (a storm after a restart asks for it thousands of times). Any document change clears them.
    */
   #step1Frame: Uint8Array | null = null
-  /** Committed updates waiting for the room's next broadcast (see #sendUpdate). */
+  /** Updates applied in the current task, sent as one frame when it ends (see #sendUpdate). */
   #outbox: Uint8Array[] = []
-  #outboxTimer: NodeJS.Timeout | null = null
-  #nextSendAt = 0
   #fullStep2Frame: Uint8Array | null = null
 
   constructor (name: string, ctx: RoomContext, after: Promise<void> = Promise.resolve()) {
@@ -356,29 +348,22 @@ export class Room {
   }
 
   /**
-   * Adaptive batching: a committed update goes out at once unless this room's previous broadcast was so
-   * recent that sending again now would keep the process busy with this room's sockets more than a
-   * quarter of the time. Then it waits (BROADCAST_SPACING times as long as the last broadcast took) and everything committed
-   * meanwhile goes out merged, as one frame. Quiet rooms get every update without delay; busy ones pay
-   * the per-frame cost of their many peers once per batch instead of once per update.
+   * Everything applied in one task goes out as one frame, merged, at the end of that task: a group
+   * commit is applied as one transaction already, and a bus read of many messages becomes one frame too.
+   * Batching is self-clocked: while a broadcast to many sockets runs, new messages wait in the kernel, the
+   * next turn reads them all, and they are committed and sent together. A quiet room sends each update at
+   * once; a busy one sends bigger frames, never later than the turn after the one that stored them.
    */
   #sendUpdate (update: Uint8Array): void {
     this.#outbox.push(update)
-    if (this.#outboxTimer !== null) return
-    const wait = this.#nextSendAt - performance.now()
-    if (wait <= 0) this.#flushOutbox()
-    else this.#outboxTimer = setTimeout(this.#flushOutbox, wait)
+    if (this.#outbox.length === 1) queueMicrotask(this.#flushOutbox)
   }
 
   #flushOutbox = (): void => {
-    this.#outboxTimer = null
     const updates = this.#outbox
     this.#outbox = []
     if (updates.length === 0 || this.#destroyed) return
-    const started = performance.now()
     this.#broadcast(protocol.encodeSyncUpdate(updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)), 'update')
-    const finished = performance.now()
-    this.#nextSendAt = finished + BROADCAST_SPACING * (finished - started)
   }
 
   #broadcast (frame: Uint8Array, event: RoomEvent): void {
@@ -426,7 +411,6 @@ export class Room {
   destroy (): void {
     if (this.#destroyed) return
     this.#destroyed = true
-    if (this.#outboxTimer !== null) clearTimeout(this.#outboxTimer)
     this.#listeners.clear()
     void this.#subscription?.close().catch(() => {})
     this.awareness.destroy()

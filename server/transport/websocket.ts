@@ -10,6 +10,7 @@ import { decodeMessage, encodePermissionDenied, ProtocolError } from '../protoco
 import { TokenBucket } from '../rate-limit.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
+import { SharedFrame } from './shared-frame.js'
 
 export interface Access {
   /** `read`: receives everything, may change nothing. */
@@ -62,6 +63,8 @@ export class WebSocketTransport {
   readonly #wss: WebSocketServer
   readonly #connections = new Set<Connection>()
   readonly #heartbeat: NodeJS.Timeout
+  /** A broadcast's frame, framed once for all of its sockets. */
+  readonly #frames = new SharedFrame()
   #accepting = true
   #nextId = 0
 
@@ -170,7 +173,7 @@ export class WebSocketTransport {
           peer.close(slow.closeCode, slow.message)
           return
         }
-        ws.send(frame, { binary: true })
+        this.#frames.send(ws, frame)
         if (counters !== undefined) { counters.messagesOut++; counters.bytesOut += frame.length }
       },
       close: (code, reason) => {
