@@ -40,7 +40,7 @@ const valueOf = (doc: Y.Doc, name: string, kind: Kind): unknown => {
 
 /** Runs `read` on a throwaway copy of `doc` whose top-level types have their inferred kinds. */
 const withTypedCopy = <T>(doc: Y.Doc, read: (copy: Y.Doc, kinds: Map<string, Kind>) => T): T => {
-  const copy = new Y.Doc({ gc: true })
+  const copy = new Y.Doc({ gc: true, guid: 'copy' })
   try {
     Y.applyUpdate(copy, Y.encodeStateAsUpdate(doc))
     const kinds = new Map<string, Kind>()

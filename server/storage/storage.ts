@@ -42,7 +42,7 @@ export interface StoredRoom {
  * missing stay pending in the document and are kept in its encoding.
  */
 export const mergeToSnapshot = (updates: readonly Uint8Array[]): Uint8Array => {
-  const doc = new Y.Doc({ gc: true })
+  const doc = new Y.Doc({ gc: true, guid: 'snapshot' })
   try {
     doc.transact(() => {
       for (const update of updates) Y.applyUpdate(doc, update)
