@@ -109,6 +109,12 @@ export class ConnectionCounter {
     return this.#total
   }
 
+  #free = (ip: string, room: string): void => {
+    this.#total--
+    bump(this.#byIp, ip, -1)
+    bump(this.#byRoom, room, -1)
+  }
+
   /** Takes a slot for a connection from `ip` to `room`, or throws OVERLOADED naming the limit. */
   admit (ip: string, room: string): Slot {
     const limits = this.#limits
@@ -118,15 +124,25 @@ export class ConnectionCounter {
     this.#total++
     bump(this.#byIp, ip, 1)
     bump(this.#byRoom, room, 1)
-    let released = false
-    return {
-      release: () => {
-        if (released) return
-        released = true
-        this.#total--
-        bump(this.#byIp, ip, -1)
-        bump(this.#byRoom, room, -1)
-      },
-    }
+    return new CountedSlot(this.#free, ip, room)
+  }
+}
+
+/** A slot is an object, not a closure: an idle server holds one per socket. */
+class CountedSlot implements Slot {
+  #free: ((ip: string, room: string) => void) | null
+  readonly #ip: string
+  readonly #room: string
+
+  constructor (free: (ip: string, room: string) => void, ip: string, room: string) {
+    this.#free = free
+    this.#ip = ip
+    this.#room = room
+  }
+
+  release (): void {
+    const free = this.#free
+    this.#free = null
+    free?.(this.#ip, this.#room)
   }
 }

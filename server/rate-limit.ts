@@ -1,3 +1,6 @@
+/** Shared by every bucket: a default written inline would be one closure per bucket (one per socket). */
+const performanceNow = (): number => performance.now()
+
 /**
  * A token bucket: `rate` tokens a second, holding at most `burst`. One message costs one token, so a
  * client may send `burst` messages at once (a paste, a reconnect's catch-up) and `rate` a second after.
@@ -10,7 +13,7 @@ export class TokenBucket {
   #last: number
 
   /** `now` returns milliseconds; injectable for tests. */
-  constructor (rate: number, burst: number, now: () => number = () => performance.now()) {
+  constructor (rate: number, burst: number, now: () => number = performanceNow) {
     if (!Number.isFinite(rate) || rate <= 0) throw new RangeError(`rate must be > 0, got ${rate}`)
     if (!Number.isFinite(burst) || burst < 1) throw new RangeError(`burst must be >= 1, got ${burst}`)
     this.#rate = rate

@@ -1,16 +1,15 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { WebSocket, WebSocketServer, type RawData } from 'ws'
+import { WebSocket, WebSocketServer } from 'ws'
 import type { Logger } from 'pino'
 import { checkOrigin, clientAddress, validateRoomName, type ConnectionCounter, type Slot } from '../admission.js'
 import { closeReason, SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
-import type { Peer } from '../peer.js'
-import { decodeMessage, encodePermissionDenied, ProtocolError } from '../protocol.js'
-import { TokenBucket } from '../rate-limit.js'
+import { encodePermissionDenied } from '../protocol.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
 import { SharedFrame } from './shared-frame.js'
+import { SocketPeer, type SocketPeerContext } from './socket-peer.js'
 
 export interface Access {
   /** `read`: receives everything, may change nothing. */
@@ -47,29 +46,23 @@ export interface WebSocketOptions {
   readonly counters?: TrafficCounters
 }
 
-interface Connection {
-  readonly ws: WebSocket
-  readonly peer: Peer
-  alive: boolean
-}
-
 /**
- * Serves rooms over WebSocket, one socket per peer. Each socket's frames are handled one at a time, in
- * order; frames that arrive before the room has loaded wait for it. A frame that breaks the protocol
- * closes its own socket with a documented code and never reaches the room.
+ * Serves rooms over WebSocket: admits or refuses upgrades (origin, room name, capacity, authorization),
+ * then hands each socket to a SocketPeer; keeps the heartbeat and the drain.
  */
 export class WebSocketTransport {
   readonly #options: WebSocketOptions
   readonly #wss: WebSocketServer
-  readonly #connections = new Set<Connection>()
+  readonly #connections = new Set<SocketPeer>()
+  readonly #peerContext: SocketPeerContext
   readonly #heartbeat: NodeJS.Timeout
-  /** A broadcast's frame, framed once for all of its sockets. */
-  readonly #frames = new SharedFrame()
   #accepting = true
   #nextId = 0
 
   constructor (options: WebSocketOptions) {
     this.#options = options
+    // A broadcast's frame is framed once for all of its sockets (SharedFrame).
+    this.#peerContext = { ...options, frames: new SharedFrame(), peers: this.#connections }
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false })
     this.#heartbeat = setInterval(() => this.#ping(), options.pingIntervalMs)
     this.#heartbeat.unref()
@@ -88,7 +81,7 @@ export class WebSocketTransport {
 
   handleUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const { log, rooms } = this.#options
-    socket.on('error', (error) => log.debug({ err: error }, 'upgrade socket error'))
+    socket.on('error', this.#onUpgradeSocketError)
     if (!this.#accepting) {
       refuseUpgrade(socket, 503, 'server restarting')
       return
@@ -126,7 +119,10 @@ export class WebSocketTransport {
           slot.release()
           return refuseUpgrade(socket, 503, 'server restarting')
         }
+        // The 101 response and sync step 1 (sent in this same tick when the room is loaded) leave in one write.
+        socket.cork()
         this.#wss.handleUpgrade(request, socket, head, (ws) => this.#accept(ws, address, name, access, slot))
+        process.nextTick(() => socket.uncork())
       }, (error: unknown) => {
         slot.release()
         this.#refuse(request, socket, head, error, name, address)
@@ -151,40 +147,9 @@ export class WebSocketTransport {
   }
 
   #accept (ws: WebSocket, address: string, name: string, access: Access, slot: Slot): void {
-    const { rooms, log, maxBufferedBytes } = this.#options
-    const id = ++this.#nextId
-    const bucket = new TokenBucket(this.#options.messagesPerSecond, this.#options.messageBurst)
-    let closed = false
-    let joined = false
-    let backlog: Uint8Array[] = []
-    let ageTimer: NodeJS.Timeout | null = null
-    const counters = this.#options.counters
-
-    const peer: Peer = {
-      canWrite: access.mode === 'write',
-      label: `ws#${id} ${address}`,
-      send: (frame) => {
-        if (ws.readyState !== WebSocket.OPEN || closed) return
-        // A client that does not read would make the server hold every update for it, without end.
-        // Closed, it reconnects and resyncs from the document instead.
-        if (ws.bufferedAmount > maxBufferedBytes) {
-          log.warn({ room: name, peer: peer.label, buffered: ws.bufferedAmount }, 'closing a slow consumer')
-          const slow = new SyncError('SLOW_CONSUMER')
-          peer.close(slow.closeCode, slow.message)
-          return
-        }
-        this.#frames.send(ws, frame)
-        if (counters !== undefined) { counters.messagesOut++; counters.bytesOut += frame.length }
-      },
-      close: (code, reason) => {
-        if (closed) return
-        closed = true
-        ws.close(code, closeReason(reason))
-      },
-    }
     let room: Room
     try {
-      room = rooms.acquire(name)
+      room = this.#options.rooms.acquire(name)
     } catch (error) {
       // Rooms filled up between the check before the upgrade and now.
       slot.release()
@@ -193,81 +158,27 @@ export class WebSocketTransport {
       this.#options.onClose?.(refusal.closeCode)
       return
     }
-    const connection: Connection = { ws, peer, alive: true }
-    this.#connections.add(connection)
-
-    const fail = (error: unknown): void => {
-      const failure = error instanceof SyncError
-        ? error
-        : error instanceof ProtocolError ? new SyncError('BAD_MESSAGE', error.message) : new SyncError('INTERNAL')
-      if (failure.code === 'INTERNAL') log.error({ err: error, room: name, peer: peer.label }, 'closing a connection after an internal error')
-      else log.warn({ room: name, peer: peer.label, code: failure.code, detail: failure.message }, 'closing a connection that sent bad input')
-      this.#options.onError?.(failure.code)
-      peer.close(failure.closeCode, failure.message)
-    }
-
-    const handle = (frame: Uint8Array): void => {
-      if (closed) return
-      try {
-        room.receive(peer, decodeMessage(frame))
-      } catch (error) {
-        fail(error)
-      }
-    }
-
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      if (closed) return
-      if (!bucket.take()) return fail(new SyncError('RATE_LIMITED', `more than ${this.#options.messagesPerSecond} messages a second`))
-      if (!isBinary) return fail(new SyncError('BAD_MESSAGE', 'text frames are not part of the protocol'))
-      const frame = toBytes(data)
-      if (counters !== undefined) { counters.messagesIn++; counters.bytesIn += frame.length }
-      if (joined) handle(frame)
-      else backlog.push(frame)
-    })
-    ws.on('pong', () => { connection.alive = true })
-    ws.on('error', (error) => log.warn({ err: error, room: name, peer: peer.label }, 'socket error'))
-    ws.on('close', (code) => {
-      closed = true
-      slot.release()
-      this.#connections.delete(connection)
-      if (ageTimer !== null) clearTimeout(ageTimer)
-      if (joined) room.leave(peer)
-      rooms.release(room)
-      this.#options.onClose?.(code)
-    })
-
-    room.loaded.then(() => {
-      if (closed) return
-      room.join(peer)
-      joined = true
-      const frames = backlog
-      backlog = []
-      for (const frame of frames) handle(frame)
-    }, () => {
-      fail(new SyncError('STORAGE_UNAVAILABLE', 'the room could not be loaded'))
-    })
-
-    const maxAge = this.#options.maxConnectionAgeMs
-    if (maxAge !== null) {
-      // Jitter spreads the reconnects of sockets opened together (after a restart) over time.
-      ageTimer = setTimeout(() => {
-        const limit = new SyncError('CONNECTION_AGE')
-        peer.close(limit.closeCode, limit.message)
-      }, maxAge + Math.random() * maxAge * 0.1)
-      ageTimer.unref()
-    }
+    new SocketPeer(this.#peerContext, ws, ++this.#nextId, address, room, slot, access.mode === 'write')
   }
 
   #ping (): void {
     for (const connection of this.#connections) {
       if (!connection.alive) {
-        this.#options.log.debug({ peer: connection.peer.label }, 'terminating a socket that missed a pong')
+        this.#options.log.debug({ peer: connection.label }, 'terminating a socket that missed a pong')
         connection.ws.terminate()
         continue
       }
       connection.alive = false
       connection.ws.ping()
     }
+  }
+
+  /**
+   * One listener for every socket, not a closure per upgrade: a closure would keep the upgrade's scope,
+   * and with it the whole request (headers and all), alive for as long as the socket lives.
+   */
+  #onUpgradeSocketError = (error: Error): void => {
+    this.#options.log.debug({ err: error }, 'upgrade socket error')
   }
 
   /** Refuses new upgrades from now on. */
@@ -284,7 +195,7 @@ export class WebSocketTransport {
     }))
     connections.forEach((connection, i) => {
       const delay = connections.length > 1 ? (spreadMs * i) / (connections.length - 1) : 0
-      setTimeout(() => connection.peer.close(code, reason), delay).unref()
+      setTimeout(() => connection.close(code, reason), delay).unref()
     })
     // A peer that does not answer the close handshake is cut after a grace period.
     const deadline = setTimeout(() => { for (const c of connections) c.ws.terminate() }, spreadMs + 2000)
@@ -298,12 +209,6 @@ export class WebSocketTransport {
     for (const connection of this.#connections) connection.ws.terminate()
     this.#wss.close()
   }
-}
-
-const toBytes = (data: RawData): Uint8Array => {
-  if (Array.isArray(data)) return Buffer.concat(data)
-  if (data instanceof ArrayBuffer) return new Uint8Array(data)
-  return data
 }
 
 const refuseUpgrade = (socket: Duplex, status: number, text: string, headers: Record<string, string> = {}): void => {

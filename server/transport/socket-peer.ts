@@ -1,0 +1,181 @@
+import type { Logger } from 'pino'
+import { WebSocket, type RawData } from 'ws'
+import type { Slot } from '../admission.js'
+import { closeReason, SyncError, type ErrorCode } from '../errors.js'
+import type { TrafficCounters } from '../metrics.js'
+import type { Peer } from '../peer.js'
+import { decodeMessage, ProtocolError } from '../protocol.js'
+import { TokenBucket } from '../rate-limit.js'
+import type { Room } from '../room.js'
+import type { Rooms } from '../rooms.js'
+import type { SharedFrame } from './shared-frame.js'
+
+/** What every socket of one transport shares: held once, not captured by closures per socket. */
+export interface SocketPeerContext {
+  readonly rooms: Rooms
+  readonly log: Logger
+  readonly frames: SharedFrame
+  /** Every open socket peer of the transport (heartbeat, drain). */
+  readonly peers: Set<SocketPeer>
+  readonly maxBufferedBytes: number
+  readonly maxConnectionAgeMs: number | null
+  readonly messagesPerSecond: number
+  readonly messageBurst: number
+  readonly counters?: TrafficCounters
+  readonly onClose?: (code: number) => void
+  readonly onError?: (code: ErrorCode) => void
+}
+
+/** The peer a socket belongs to, kept on the socket so that one listener function serves every socket. */
+const kPeer = Symbol('socket peer')
+type PeerSocket = WebSocket & { [kPeer]: SocketPeer }
+
+/**
+ * One WebSocket serving one room. Its frames are handled one at a time, in order; frames that arrive
+ * before the room has loaded wait for it. A frame that breaks the protocol closes the socket with a
+ * documented code and never reaches the room.
+ *
+ * An idle server holds thousands of these, so a socket costs one object and no closures: the listeners
+ * below are shared functions that find their peer on the socket.
+ */
+export class SocketPeer implements Peer {
+  readonly ws: WebSocket
+  readonly canWrite: boolean
+  /** Set by the heartbeat before a ping, cleared by the pong. */
+  alive = true
+  readonly #ctx: SocketPeerContext
+  readonly #id: number
+  readonly #address: string
+  readonly #room: Room
+  readonly #slot: Slot
+  readonly #bucket: TokenBucket
+  #closed = false
+  /** Frames received before the room loaded; null once joined. */
+  #backlog: Uint8Array[] | null = []
+  #ageTimer: NodeJS.Timeout | null = null
+
+  /** Takes over `ws`; the room must have been acquired for it (it is released when the socket closes). */
+  constructor (ctx: SocketPeerContext, ws: WebSocket, id: number, address: string, room: Room, slot: Slot, canWrite: boolean) {
+    this.#ctx = ctx
+    this.ws = ws
+    this.#id = id
+    this.#address = address
+    this.#room = room
+    this.#slot = slot
+    this.canWrite = canWrite
+    this.#bucket = new TokenBucket(ctx.messagesPerSecond, ctx.messageBurst)
+    ;(ws as PeerSocket)[kPeer] = this
+    ws.on('message', onMessage)
+    ws.on('pong', onPong)
+    ws.on('error', onError)
+    ws.on('close', onClose)
+    ctx.peers.add(this)
+    room.loaded.then(() => this.#join(), () => this.#fail(new SyncError('STORAGE_UNAVAILABLE', 'the room could not be loaded')))
+    const maxAge = ctx.maxConnectionAgeMs
+    if (maxAge !== null) {
+      // Jitter spreads the reconnects of sockets opened together (after a restart) over time.
+      this.#ageTimer = setTimeout(closeForAge, maxAge + Math.random() * maxAge * 0.1, this)
+      this.#ageTimer.unref()
+    }
+  }
+
+  get label (): string {
+    return `ws#${this.#id} ${this.#address}`
+  }
+
+  send (frame: Uint8Array): void {
+    const ws = this.ws
+    if (ws.readyState !== WebSocket.OPEN || this.#closed) return
+    // A client that does not read would make the server hold every update for it, without end.
+    // Closed, it reconnects and resyncs from the document instead.
+    if (ws.bufferedAmount > this.#ctx.maxBufferedBytes) {
+      this.#ctx.log.warn({ room: this.#room.name, peer: this.label, buffered: ws.bufferedAmount }, 'closing a slow consumer')
+      const slow = new SyncError('SLOW_CONSUMER')
+      this.close(slow.closeCode, slow.message)
+      return
+    }
+    this.#ctx.frames.send(ws, frame)
+    const counters = this.#ctx.counters
+    if (counters !== undefined) { counters.messagesOut++; counters.bytesOut += frame.length }
+  }
+
+  close (code: number, reason: string): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.ws.close(code, closeReason(reason))
+  }
+
+  #join (): void {
+    if (this.#closed) return
+    this.#room.join(this)
+    const frames = this.#backlog!
+    this.#backlog = null
+    for (const frame of frames) this.#handle(frame)
+  }
+
+  #handle (frame: Uint8Array): void {
+    if (this.#closed) return
+    try {
+      this.#room.receive(this, decodeMessage(frame))
+    } catch (error) {
+      this.#fail(error)
+    }
+  }
+
+  #fail (error: unknown): void {
+    const failure = error instanceof SyncError
+      ? error
+      : error instanceof ProtocolError ? new SyncError('BAD_MESSAGE', error.message) : new SyncError('INTERNAL')
+    const { log } = this.#ctx
+    if (failure.code === 'INTERNAL') log.error({ err: error, room: this.#room.name, peer: this.label }, 'closing a connection after an internal error')
+    else log.warn({ room: this.#room.name, peer: this.label, code: failure.code, detail: failure.message }, 'closing a connection that sent bad input')
+    this.#ctx.onError?.(failure.code)
+    this.close(failure.closeCode, failure.message)
+  }
+
+  /** @internal Called by the socket's listeners only. */
+  received (data: RawData, isBinary: boolean): void {
+    if (this.#closed) return
+    if (!this.#bucket.take()) return this.#fail(new SyncError('RATE_LIMITED', `more than ${this.#ctx.messagesPerSecond} messages a second`))
+    if (!isBinary) return this.#fail(new SyncError('BAD_MESSAGE', 'text frames are not part of the protocol'))
+    const frame = toBytes(data)
+    const counters = this.#ctx.counters
+    if (counters !== undefined) { counters.messagesIn++; counters.bytesIn += frame.length }
+    if (this.#backlog === null) this.#handle(frame)
+    else this.#backlog.push(frame)
+  }
+
+  /** @internal */
+  errored (error: Error): void {
+    this.#ctx.log.warn({ err: error, room: this.#room.name, peer: this.label }, 'socket error')
+  }
+
+  /** @internal */
+  closed (code: number): void {
+    const joined = this.#backlog === null
+    this.#closed = true
+    this.#slot.release()
+    this.#ctx.peers.delete(this)
+    if (this.#ageTimer !== null) clearTimeout(this.#ageTimer)
+    if (joined) this.#room.leave(this)
+    this.#ctx.rooms.release(this.#room)
+    this.#ctx.onClose?.(code)
+  }
+}
+
+const peerOf = (ws: WebSocket): SocketPeer => (ws as PeerSocket)[kPeer]
+function onMessage (this: WebSocket, data: RawData, isBinary: boolean): void { peerOf(this).received(data, isBinary) }
+function onPong (this: WebSocket): void { peerOf(this).alive = true }
+function onError (this: WebSocket, error: Error): void { peerOf(this).errored(error) }
+function onClose (this: WebSocket, code: number): void { peerOf(this).closed(code) }
+
+const closeForAge = (peer: SocketPeer): void => {
+  const limit = new SyncError('CONNECTION_AGE')
+  peer.close(limit.closeCode, limit.message)
+}
+
+const toBytes = (data: RawData): Uint8Array => {
+  if (Array.isArray(data)) return Buffer.concat(data)
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  return data
+}
