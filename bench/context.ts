@@ -21,14 +21,20 @@ export interface Sizes {
     readonly loadgens: number
     readonly timeoutMs: number
   }
-  readonly rooms: { readonly rooms: number, readonly clientsPerRoom: number, readonly loadgens: number }
+  readonly rooms: {
+    readonly rooms: number
+    readonly clientsPerRoom: number
+    readonly loadgens: number
+    /** Idle time before the baseline and before the settled reading: long enough for V8's memory reducer (14-16 s on Node 20). */
+    readonly settledMs: number
+  }
   readonly storm: { readonly rooms: number, readonly clients: number, readonly docBytes: number, readonly loadgens: number }
   readonly bigdoc: { readonly joins: number, readonly editsPerUpdate: number, readonly maxEdits: number }
 }
 
 export const FULL: Sizes = {
   fanout: { subscribers: 200, probes: 20, writers: 4, rates: [100, 1000, 2000, 5000, 10_000], seconds: 2, maxUpdates: 15_000, burst: 1000, saturationRate: 20_000, loadgens: 2, timeoutMs: 20_000 },
-  rooms: { rooms: 1000, clientsPerRoom: 2, loadgens: 2 },
+  rooms: { rooms: 1000, clientsPerRoom: 2, loadgens: 2, settledMs: 20_000 },
   storm: { rooms: 50, clients: 2000, docBytes: 50_000, loadgens: 4 },
   bigdoc: { joins: 20, editsPerUpdate: 1000, maxEdits: Number.POSITIVE_INFINITY },
 }
@@ -36,7 +42,7 @@ export const FULL: Sizes = {
 /** Small enough for a smoke test: proves the harness, measures nothing. */
 export const TINY: Sizes = {
   fanout: { subscribers: 6, probes: 2, writers: 2, rates: [100], seconds: 0.5, maxUpdates: 100, burst: 50, saturationRate: 500, loadgens: 1, timeoutMs: 10_000 },
-  rooms: { rooms: 10, clientsPerRoom: 2, loadgens: 1 },
+  rooms: { rooms: 10, clientsPerRoom: 2, loadgens: 1, settledMs: 2_500 },
   storm: { rooms: 3, clients: 12, docBytes: 2_000, loadgens: 1 },
   bigdoc: { joins: 2, editsPerUpdate: 1000, maxEdits: 5000 },
 }
