@@ -1,6 +1,7 @@
 import pg from 'pg'
 import type { Logger } from 'pino'
-import { mergeToSnapshot, type AppendEntry, type Storage, type StoredRoom } from './storage.js'
+import { SnapshotMerger } from './merger.js'
+import type { AppendEntry, Storage, StoredRoom } from './storage.js'
 
 export interface PostgresStorageOptions {
   /** `postgres://` connection string. */
@@ -29,6 +30,7 @@ export class PostgresStorage implements Storage {
   readonly #pool: pg.Pool
   readonly #t: { updates: string, snapshots: string }
   readonly #schema: string
+  readonly #merger = new SnapshotMerger()
   #closed = false
 
   private constructor (options: PostgresStorageOptions, schema: string) {
@@ -131,7 +133,8 @@ export class PostgresStorage implements Storage {
         `SELECT id, data FROM ${updates} WHERE room = $1 ORDER BY id`, [room])
       if (log.rows.length === 0) return
       const snapshot = await client.query<{ data: Buffer }>(`SELECT data FROM ${snapshots} WHERE room = $1`, [room])
-      const merged = mergeToSnapshot([...snapshot.rows, ...log.rows].map((row) => row.data))
+      // On a worker thread: a big document takes tens of milliseconds to merge.
+      const merged = await this.#merger.merge([...snapshot.rows, ...log.rows].map((row) => row.data))
       await client.query(`INSERT INTO ${snapshots} (room, data, compacted_at) VALUES ($1, $2, now())
         ON CONFLICT (room) DO UPDATE SET data = excluded.data, compacted_at = excluded.compacted_at`, [room, Buffer.from(merged)])
       await client.query(`DELETE FROM ${updates} WHERE id = ANY($1::bigint[])`, [log.rows.map((row) => row.id)])
@@ -152,6 +155,7 @@ export class PostgresStorage implements Storage {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    await this.#merger.close()
     await this.#pool.end()
   }
 }

@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { mergeToSnapshot, type AppendEntry, type Storage, type StoredRoom } from './storage.js'
+import { SnapshotMerger } from './merger.js'
+import type { AppendEntry, Storage, StoredRoom } from './storage.js'
 
 export interface SqliteStorageOptions {
   /** Database file; its folder is created. `:memory:` for a throwaway database. */
@@ -21,7 +22,11 @@ export class SqliteStorage implements Storage {
   readonly #db: Database.Database
   readonly #insert: Database.Statement<[string, Uint8Array]>
   readonly #appendAll: (entries: readonly AppendEntry[]) => void
-  readonly #compactRoom: (room: string) => void
+  readonly #readForCompaction: (room: string) => { updates: Uint8Array[], lastId: number } | null
+  readonly #replaceLog: (room: string, snapshot: Uint8Array, lastId: number) => void
+  readonly #merger = new SnapshotMerger()
+  /** The compaction running for each room: a room's compactions run one after another. */
+  readonly #compactions = new Map<string, Promise<void>>()
   readonly #selectSnapshot: Database.Statement<[string], { data: Buffer }>
   readonly #selectLog: Database.Statement<[string], { id: number, data: Buffer }>
   readonly #exists: Database.Statement<[string, string], { one: number }>
@@ -57,17 +62,18 @@ export class SqliteStorage implements Storage {
     this.#appendAll = db.transaction((entries: readonly AppendEntry[]) => {
       for (const { room, update } of entries) this.#insert.run(room, update)
     })
-    // One synchronous transaction: nothing can be appended between the read and the delete, so the
-    // rows deleted are exactly the rows merged.
-    this.#compactRoom = db.transaction((room: string) => {
+    this.#readForCompaction = db.transaction((room: string) => {
       const rows = this.#selectLog.all(room)
       const last = rows.at(-1)
-      if (last === undefined) return
+      if (last === undefined) return null
       const snapshot = this.#selectSnapshot.get(room)
-      const updates = rows.map((row) => row.data as Uint8Array)
+      const updates: Uint8Array[] = rows.map((row) => row.data)
       if (snapshot !== undefined) updates.unshift(snapshot.data)
-      upsertSnapshot.run(room, mergeToSnapshot(updates), Date.now())
-      deleteUpTo.run(room, last.id)
+      return { updates, lastId: last.id }
+    })
+    this.#replaceLog = db.transaction((room: string, snapshot: Uint8Array, lastId: number) => {
+      upsertSnapshot.run(room, snapshot, Date.now())
+      deleteUpTo.run(room, lastId)
     })
   }
 
@@ -83,8 +89,25 @@ export class SqliteStorage implements Storage {
     if (entries.length > 0) this.#appendAll(entries)
   }
 
-  async compact (room: string): Promise<void> {
-    this.#compactRoom(room)
+  /**
+   * Reads the room's snapshot and log, merges them on a worker thread (a big document takes tens of
+   * milliseconds: the sockets keep being served meanwhile), then replaces the snapshot and deletes the
+   * rows merged, in one transaction. Rows appended meanwhile get higher ids and stay. Compactions of one
+   * room are queued, so the snapshot replaced is always the one that was merged.
+   */
+  compact (room: string): Promise<void> {
+    const run = (this.#compactions.get(room) ?? Promise.resolve()).then(() => this.#compactOnce(room))
+    const settled = run.then(() => {}, () => {})
+    this.#compactions.set(room, settled)
+    void settled.then(() => { if (this.#compactions.get(room) === settled) this.#compactions.delete(room) })
+    return run
+  }
+
+  async #compactOnce (room: string): Promise<void> {
+    const read = this.#readForCompaction(room)
+    if (read === null) return
+    const snapshot = await this.#merger.merge(read.updates)
+    this.#replaceLog(room, snapshot, read.lastId)
   }
 
   async has (room: string): Promise<boolean> {
@@ -95,7 +118,10 @@ export class SqliteStorage implements Storage {
     this.#db.prepare('SELECT 1').get()
   }
 
+  /** Waits for running compactions, then closes the database. */
   async close (): Promise<void> {
+    await Promise.all(this.#compactions.values())
+    await this.#merger.close()
     if (this.#db.open) this.#db.close()
   }
 }

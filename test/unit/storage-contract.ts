@@ -78,6 +78,24 @@ export const storageContract = (name: string, open: () => Promise<Storage>, uniq
       assert.equal(textOf((await storage.load(room)).updates), 'abcdef')
     })
 
+    it('keeps what is appended while compactions of the same room run, however they overlap', async () => {
+      const room = unique('overlap')
+      const doc = new Y.Doc()
+      for (let i = 0; i < 20; i++) await storage.append([{ room, update: edit(doc, (t) => t.insert(t.length, `a${i},`)) }])
+      const first = storage.compact(room)
+      await storage.append([{ room, update: edit(doc, (t) => t.insert(0, 'b,')) }])
+      const second = storage.compact(room)
+      await storage.append([{ room, update: edit(doc, (t) => t.delete(0, 2)) }])
+      const third = storage.compact(room)
+      await storage.append([{ room, update: edit(doc, (t) => t.insert(t.length, 'c')) }])
+      await Promise.all([first, second, third])
+      assert.equal(textOf((await storage.load(room)).updates), doc.getText('t').toString())
+      await storage.compact(room)
+      const loaded = await storage.load(room)
+      assert.equal(loaded.logRows, 0)
+      assert.equal(textOf(loaded.updates), doc.getText('t').toString())
+    })
+
     it('commits a batch of many rooms at once', async () => {
       const doc = new Y.Doc()
       const update = edit(doc, (t) => t.insert(0, 'x'))

@@ -24,3 +24,22 @@ describe('mergeToSnapshot', () => {
     assert.equal(textOf([merged]), 'x'.repeat(10))
   })
 })
+
+describe('sqlite compaction', () => {
+  it('merges on a worker thread: the event loop keeps turning while a big room compacts', async () => {
+    const storage = new SqliteStorage({ file: join(dir, 'worker.sqlite') })
+    try {
+      const doc = new Y.Doc()
+      for (let i = 0; i < 200; i++) await storage.append([{ room: 'big', update: edit(doc, (t) => t.insert(t.length, `${i} `.repeat(50))) }])
+      let turned = false
+      setImmediate(() => { turned = true })
+      await storage.compact('big')
+      assert.equal(turned, true, 'an immediate ran before the compaction finished')
+      const loaded = await storage.load('big')
+      assert.equal(loaded.logRows, 0)
+      assert.equal(textOf(loaded.updates), doc.getText('t').toString())
+    } finally {
+      await storage.close()
+    }
+  })
+})
