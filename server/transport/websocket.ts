@@ -158,6 +158,7 @@ export class WebSocketTransport {
       this.#options.onClose?.(refusal.closeCode)
       return
     }
+    // The peer registers itself with the transport and lives as long as its socket.
     new SocketPeer(this.#peerContext, ws, ++this.#nextId, address, room, slot, access.mode === 'write')
   }
 

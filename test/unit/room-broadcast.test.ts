@@ -64,6 +64,29 @@ test('a fresh client gets the document as it is now, not a step 2 encoded before
   }
 })
 
+test('a fresh client of a compacted room gets the stored snapshot as its step 2, until the document changes', async () => {
+  const log = createLogger('silent')
+  const storage = new MemoryStorage()
+  await storage.append([{ room: 'compacted', update: insert('stored') }])
+  await storage.compact('compacted')
+  const [snapshot] = (await storage.load('compacted')).updates
+  const room = new Room('compacted', { storage, commits: new GroupCommitter(storage, log), bus: null, log, compactAfterRows: 500 })
+  try {
+    await room.loaded
+    const peer = recordingPeer()
+    room.join(peer)
+    room.receive(peer, { type: 'sync-step1', stateVector: new Uint8Array([0]) })
+    const step2 = decodeMessage(peer.frames.at(-1)!)
+    assert.equal(step2.type, 'sync-step2')
+    assert.deepEqual(Buffer.from((step2 as { update: Uint8Array }).update), Buffer.from(snapshot!), 'the snapshot bytes, not a new encoding')
+    await room.submitAndWait(insert('more'))
+    room.receive(peer, { type: 'sync-step1', stateVector: new Uint8Array([0]) })
+    assert.equal(step2Text(peer.frames.at(-1)!).length, 'storedmore'.length)
+  } finally {
+    room.destroy()
+  }
+})
+
 test('a stored update goes out in the turn that stored it; what is applied in one turn goes out as one frame', async () => {
   const log = createLogger('silent')
   const storage = new MemoryStorage()
