@@ -6,6 +6,7 @@ export interface Config {
   readonly port: number
   readonly host: string
   readonly dataDir: string
+  readonly sqliteSynchronous: 'full' | 'normal'
   readonly databaseUrl: string | null
   readonly databaseSchema: string
   readonly redisUrl: string | null
@@ -47,6 +48,7 @@ export const KEYS = {
   port: { env: 'PORT', flag: '--port', help: 'TCP port to listen on', fallback: '8080' },
   host: { env: 'HOST', flag: '--host', help: 'address to listen on', fallback: '0.0.0.0' },
   dataDir: { env: 'DATA_DIR', flag: '--data-dir', help: 'folder of the embedded SQLite database', fallback: './data' },
+  sqliteSynchronous: { env: 'SQLITE_SYNCHRONOUS', flag: '--sqlite-synchronous', help: 'full: sync the SQLite log on every commit (survives a power cut); normal: only at checkpoints (survives kill -9, not a power cut)', fallback: 'full' },
   databaseUrl: { env: 'DATABASE_URL', flag: '--database-url', help: 'postgres:// URL: store in Postgres instead of SQLite', fallback: null },
   databaseSchema: { env: 'DATABASE_SCHEMA', flag: '--database-schema', help: 'Postgres schema of the tables (created on start)', fallback: 'public' },
   redisUrl: { env: 'REDIS_URL', flag: '--redis-url', help: 'redis:// URL: the bus between instances', fallback: null },
@@ -155,6 +157,8 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     throw new ConfigError(`LOG_LEVEL (--log-level) must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
   }
   const age = get('maxConnectionAgeMs')
+  const synchronous = get('sqliteSynchronous')!.toLowerCase()
+  if (synchronous !== 'full' && synchronous !== 'normal') throw new ConfigError(`SQLITE_SYNCHRONOUS (--sqlite-synchronous) must be full or normal, got "${synchronous}"`)
   const secret = get('authSecret')
   if (secret !== null && secret.length < 16) throw new ConfigError('AUTH_SECRET (--auth-secret) must be at least 16 characters')
   const database = get('databaseUrl')
@@ -168,6 +172,7 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     port: integer(KEYS.port, get('port')!, 0, 65535),
     host: get('host')!,
     dataDir: resolve(get('dataDir')!),
+    sqliteSynchronous: synchronous,
     databaseUrl: database === null ? null : url(KEYS.databaseUrl, database, ['postgres:', 'postgresql:']),
     databaseSchema: identifier(KEYS.databaseSchema, get('databaseSchema')!),
     redisUrl: redis === null ? null : url(KEYS.redisUrl, redis, ['redis:', 'rediss:']),

@@ -25,8 +25,8 @@ const openStorage = async (config: Config, log: Logger): Promise<Storage> => {
     return PostgresStorage.open({ url: config.databaseUrl, schema: config.databaseSchema, log })
   }
   const file = join(config.dataDir, 'rooms.sqlite')
-  log.info({ file }, 'storage: SQLite')
-  return new SqliteStorage({ file })
+  log.info({ file, synchronous: config.sqliteSynchronous }, 'storage: SQLite')
+  return new SqliteStorage({ file, synchronous: config.sqliteSynchronous })
 }
 
 const main = async (): Promise<void> => {

@@ -8,6 +8,7 @@ describe('config', () => {
     assert.equal(config.port, 8080)
     assert.equal(config.host, '0.0.0.0')
     assert.ok(config.dataDir.endsWith('/data'))
+    assert.equal(config.sqliteSynchronous, 'full')
     assert.equal(config.databaseUrl, null)
     assert.equal(config.redisUrl, null)
     assert.equal(config.maxConnectionAgeMs, null)
@@ -21,6 +22,7 @@ describe('config', () => {
     assert.equal(config.maxConnectionAgeMs, 3_300_000)
     assert.equal(config.demo, true)
     assert.equal(config.logLevel, 'debug')
+    assert.equal(parseConfig({ SQLITE_SYNCHRONOUS: 'NORMAL' }).sqliteSynchronous, 'normal')
   })
 
   for (const [env, argv, key] of [
@@ -31,6 +33,7 @@ describe('config', () => {
     [{ REDIS_URL: 'not a url' }, [], 'REDIS_URL'],
     [{ LOG_LEVEL: 'loud' }, [], 'LOG_LEVEL'],
     [{ DEMO: 'maybe' }, [], 'DEMO'],
+    [{ SQLITE_SYNCHRONOUS: 'off' }, [], 'SQLITE_SYNCHRONOUS'],
     [{ AUTH_SECRET: 'short' }, [], 'AUTH_SECRET'],
     [{}, ['--port'], '--port'],
     [{}, ['--no-such-flag'], '--no-such-flag'],
