@@ -17,9 +17,12 @@ const CANDIDATES = [
   '/work/shared/data/automerge-paper.json.gz',
 ]
 
+/** Where the trace is: TRACE_FILE, `../shared/data/` beside the repository, or the workspace's copy; null if nowhere. */
+export const findTrace = (): string | null => CANDIDATES.find((path) => path !== undefined && existsSync(path)) ?? null
+
 export const tracePath = (): string => {
-  const found = CANDIDATES.find((path) => path !== undefined && existsSync(path))
-  if (found === undefined) throw new Error('automerge-paper.json.gz not found: set TRACE_FILE to its path')
+  const found = findTrace()
+  if (found === null) throw new Error('automerge-paper.json.gz not found: set TRACE_FILE to its path')
   return found
 }
 

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gunzipSync } from 'node:zlib'
+import { findTrace } from '../../bench/trace.js'
 
 /** The automerge-paper editing trace (`../shared/data/`, beside the repository). */
 export interface Trace {
@@ -9,9 +10,10 @@ export interface Trace {
   readonly txns: ReadonlyArray<{ readonly patches: ReadonlyArray<readonly [number, number, string]> }>
 }
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+const besideRepository = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'data', 'automerge-paper.json.gz')
 
-export const traceFile = (): string => process.env.TRACE_FILE ?? join(repoRoot, '..', 'shared', 'data', 'automerge-paper.json.gz')
+/** The trace file the tests read: wherever the bench finds it, else where it should be beside the repository. */
+export const traceFile = (): string => findTrace() ?? besideRepository
 
 /** The trace, or null when the file is absent (CI must have it: it throws there instead). */
 export const loadTrace = (): Trace | null => {
