@@ -6,7 +6,7 @@ import { gunzipSync } from 'node:zlib'
 import * as Y from 'yjs'
 import type { SeedDoc } from './seed.js'
 
-interface Trace {
+export interface Trace {
   readonly endContent: string
   readonly txns: ReadonlyArray<{ readonly patches: ReadonlyArray<readonly [number, number, string]> }>
 }
@@ -26,12 +26,15 @@ export const tracePath = (): string => {
   return found
 }
 
+/** Reads and parses the (gzipped JSON) trace file. */
+export const readTrace = (file: string = tracePath()): Trace => JSON.parse(gunzipSync(readFileSync(file)).toString('utf8')) as Trace
+
 /**
  * Replays the trace into a Y.Text, `editsPerUpdate` edits per transaction (one stored update each), up to
  * `maxEdits` edits. The text is checked against the trace's end content when replayed whole.
  */
 export const replayTrace = (editsPerUpdate: number, maxEdits = Number.POSITIVE_INFINITY): SeedDoc => {
-  const trace = JSON.parse(gunzipSync(readFileSync(tracePath())).toString('utf8')) as Trace
+  const trace = readTrace()
   const patches = trace.txns.flatMap((txn) => txn.patches)
   const total = Math.min(patches.length, maxEdits)
   const doc = new Y.Doc()

@@ -53,7 +53,7 @@ export interface WebSocketOptions {
 export class WebSocketTransport {
   readonly #options: WebSocketOptions
   readonly #wss: WebSocketServer
-  readonly #connections = new Set<SocketPeer>()
+  readonly #peers = new Set<SocketPeer>()
   readonly #peerContext: SocketPeerContext
   readonly #heartbeat: NodeJS.Timeout
   #accepting = true
@@ -62,14 +62,14 @@ export class WebSocketTransport {
   constructor (options: WebSocketOptions) {
     this.#options = options
     // A broadcast's frame is framed once for all of its sockets (SharedFrame).
-    this.#peerContext = { ...options, frames: new SharedFrame(), peers: this.#connections }
+    this.#peerContext = { ...options, frames: new SharedFrame(), peers: this.#peers }
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false })
     this.#heartbeat = setInterval(() => this.#ping(), options.pingIntervalMs)
     this.#heartbeat.unref()
   }
 
   get connections (): number {
-    return this.#connections.size
+    return this.#peers.size
   }
 
   /** The room named by a request URL, or null when the URL is not under the prefix. */
@@ -163,14 +163,14 @@ export class WebSocketTransport {
   }
 
   #ping (): void {
-    for (const connection of this.#connections) {
-      if (!connection.alive) {
-        this.#options.log.debug({ peer: connection.label }, 'terminating a socket that missed a pong')
-        connection.ws.terminate()
+    for (const peer of this.#peers) {
+      if (!peer.alive) {
+        this.#options.log.debug({ peer: peer.label }, 'terminating a socket that missed a pong')
+        peer.ws.terminate()
         continue
       }
-      connection.alive = false
-      connection.ws.ping()
+      peer.alive = false
+      peer.ws.ping()
     }
   }
 
@@ -189,17 +189,17 @@ export class WebSocketTransport {
 
   /** Closes every socket with `code`, spread evenly over `spreadMs`; resolves when all are closed. */
   async closeAll (code: number, reason: string, spreadMs: number): Promise<void> {
-    const connections = [...this.#connections]
-    const closedAll = connections.map((connection) => new Promise<void>((resolve) => {
-      if (connection.ws.readyState === WebSocket.CLOSED) return resolve()
-      connection.ws.once('close', () => resolve())
+    const peers = [...this.#peers]
+    const closedAll = peers.map((peer) => new Promise<void>((resolve) => {
+      if (peer.ws.readyState === WebSocket.CLOSED) return resolve()
+      peer.ws.once('close', () => resolve())
     }))
-    connections.forEach((connection, i) => {
-      const delay = connections.length > 1 ? (spreadMs * i) / (connections.length - 1) : 0
-      setTimeout(() => connection.close(code, reason), delay).unref()
+    peers.forEach((peer, i) => {
+      const delay = peers.length > 1 ? (spreadMs * i) / (peers.length - 1) : 0
+      setTimeout(() => peer.close(code, reason), delay).unref()
     })
     // A peer that does not answer the close handshake is cut after a grace period.
-    const deadline = setTimeout(() => { for (const c of connections) c.ws.terminate() }, spreadMs + 2000)
+    const deadline = setTimeout(() => { for (const p of peers) p.ws.terminate() }, spreadMs + 2000)
     deadline.unref()
     await Promise.all(closedAll)
     clearTimeout(deadline)
@@ -207,7 +207,7 @@ export class WebSocketTransport {
 
   close (): void {
     clearInterval(this.#heartbeat)
-    for (const connection of this.#connections) connection.ws.terminate()
+    for (const peer of this.#peers) peer.ws.terminate()
     this.#wss.close()
   }
 }
