@@ -31,14 +31,18 @@ export const frameBinary = (payload: Uint8Array): Buffer => {
 }
 
 /**
- * Sends one message to many sockets with one framing. A broadcast hands every socket the same payload;
- * `ws.send` would frame it again for each of them and write header and payload separately. This frames
- * the payload once (the last one is remembered by identity) and writes the same bytes to each socket.
+ * Sends one message to many sockets with one framing. A broadcast hands every socket the same payload,
+ * and every client joining a room gets the room's same full step 2 until the room changes; `ws.send`
+ * would frame it again for each of them and write header and payload separately. This frames a payload
+ * once (remembered by identity for as long as the payload lives) and writes the same bytes to each socket.
  *
  * It writes past `ws` only when `ws` holds nothing queued for that socket, so frames never reorder; in
  * any other case (or another `ws` version whose internals differ) it falls back to `ws.send`.
  */
 export class SharedFrame {
+  /** The frame of each payload sent while the payload lives: a storm's 40 joins of one room, interleaved with other rooms', frame it once. */
+  readonly #frames = new WeakMap<Uint8Array, Buffer>()
+  /** The last payload and its frame: a broadcast's sockets skip even the WeakMap. */
   #payload: Uint8Array | null = null
   #wire: Buffer | null = null
 
@@ -49,8 +53,10 @@ export class SharedFrame {
       return
     }
     if (payload !== this.#payload) {
+      let wire = this.#frames.get(payload)
+      if (wire === undefined) this.#frames.set(payload, wire = frameBinary(payload))
       this.#payload = payload
-      this.#wire = frameBinary(payload)
+      this.#wire = wire
     }
     socket.write(this.#wire!)
   }

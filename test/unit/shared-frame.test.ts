@@ -20,7 +20,7 @@ test('frameBinary writes the header RFC 6455 gives for each payload length class
   }
 })
 
-test('a payload sent through SharedFrame to many sockets arrives whole and in order with what ws sends itself', async () => {
+test('payloads sent through SharedFrame to many sockets arrive whole, in order with what ws sends itself, and each on the sockets it was sent to', async () => {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false })
   await once(wss, 'listening')
   const { port } = wss.address() as { port: number }
@@ -45,6 +45,16 @@ test('a payload sent through SharedFrame to many sockets arrives whole and in or
     }
     await waitFor(() => received.every((list) => list.length === expected.length), { timeoutMs: 5000, message: 'every message on every socket' })
     for (const list of received) assert.deepEqual(list.map((data) => [...data]), expected.map((data) => [...data]))
+
+    // Two payloads alternating over the sockets (joins of two rooms, interleaved), each sent twice: every
+    // socket gets the payload it was handed, though each payload's frame is remembered across the other's.
+    const rooms = [new Uint8Array(3_000).fill(4), new Uint8Array(70_000).fill(5)]
+    for (let round = 0; round < 2; round++) accepted.forEach((ws, i) => frames.send(ws, rooms[(i + round) % 2]!))
+    await waitFor(() => received.every((list) => list.length === expected.length + 2), { timeoutMs: 5000, message: 'both alternating payloads on every socket' })
+    received.forEach((list, i) => {
+      assert.deepEqual([...list.at(-2)!], [...rooms[i % 2]!], `socket ${i}, first round`)
+      assert.deepEqual([...list.at(-1)!], [...rooms[(i + 1) % 2]!], `socket ${i}, second round`)
+    })
   } finally {
     for (const client of clients) client.terminate()
     wss.close()
