@@ -13,6 +13,7 @@ export interface Config {
   readonly redisPrefix: string
   readonly maxConnectionAgeMs: number | null
   readonly authSecret: string | null
+  readonly metricsToken: string | null
   readonly logLevel: LogLevel
   readonly maxMessageBytes: number
   readonly pingIntervalMs: number
@@ -55,6 +56,7 @@ export const KEYS = {
   redisPrefix: { env: 'REDIS_PREFIX', flag: '--redis-prefix', help: 'prefix of the Redis stream keys (one stream per room)', fallback: 'yjs-relay:' },
   maxConnectionAgeMs: { env: 'MAX_CONNECTION_AGE_MS', flag: '--max-connection-age-ms', help: 'close sockets (code 4000) after this age plus up to 10% jitter; off when unset', fallback: null },
   authSecret: { env: 'AUTH_SECRET', flag: '--auth-secret', help: 'HS256 secret: require signed tokens', fallback: null },
+  metricsToken: { env: 'METRICS_TOKEN', flag: '--metrics-token', help: 'GET /metrics needs "Authorization: Bearer <token>"; public when unset', fallback: null },
   logLevel: { env: 'LOG_LEVEL', flag: '--log-level', help: LOG_LEVELS.join(', '), fallback: 'info' },
   maxMessageBytes: { env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', help: 'largest frame or request body; larger closes with 1009', fallback: String(16 * 1024 * 1024) },
   pingIntervalMs: { env: 'PING_INTERVAL_MS', flag: '--ping-interval-ms', help: 'ping sockets this often; terminate one that missed the previous pong', fallback: '30000' },
@@ -161,6 +163,8 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
   if (synchronous !== 'full' && synchronous !== 'normal') throw new ConfigError(`SQLITE_SYNCHRONOUS (--sqlite-synchronous) must be full or normal, got "${synchronous}"`)
   const secret = get('authSecret')
   if (secret !== null && secret.length < 16) throw new ConfigError('AUTH_SECRET (--auth-secret) must be at least 16 characters')
+  const metricsToken = get('metricsToken')
+  if (metricsToken !== null && metricsToken.length < 16) throw new ConfigError('METRICS_TOKEN (--metrics-token) must be at least 16 characters')
   const database = get('databaseUrl')
   const redis = get('redisUrl')
   const webhook = get('webhookUrl')
@@ -179,6 +183,7 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     redisPrefix: get('redisPrefix')!,
     maxConnectionAgeMs: age === null ? null : integer(KEYS.maxConnectionAgeMs, age, 100),
     authSecret: secret,
+    metricsToken,
     logLevel: logLevel as LogLevel,
     maxMessageBytes: integer(KEYS.maxMessageBytes, get('maxMessageBytes')!, 1024, 1024 ** 3),
     pingIntervalMs: integer(KEYS.pingIntervalMs, get('pingIntervalMs')!, 100),

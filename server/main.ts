@@ -57,6 +57,7 @@ const main = async (): Promise<void> => {
     log.info('AUTH_SECRET is set: every socket, poll and document request needs a signed token')
   }
   if (config.allowedOrigins === null) log.warn('ALLOWED_ORIGINS is not set: pages from any origin may connect')
+  if (config.metricsToken === null) log.warn('METRICS_TOKEN is not set: anyone who can reach the server may read /metrics (room and connection counts)')
   const server = new SyncServer({
     storage,
     bus,
@@ -70,6 +71,7 @@ const main = async (): Promise<void> => {
     webRoot: existsSync(join(webRoot, 'index.html')) ? webRoot : null,
     demo: config.demo,
     processMetrics: true,
+    metricsToken: config.metricsToken,
     webhook: config.webhookUrl === null
       ? null
       : { url: config.webhookUrl, secret: config.webhookSecret, textFields: config.webhookTextFields, debounceMs: config.webhookDebounceMs },

@@ -5,6 +5,7 @@
  * The hot path only adds to plain numbers (`TrafficCounters`); prom-client reads them when `/metrics` is
  * scraped. Per-event prom-client calls are kept to rare events (a commit batch, a close, an error).
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Bus, BusMessage } from './bus/bus.js'
 import type { ErrorCode } from './errors.js'
@@ -185,11 +186,26 @@ export const measureBus = (bus: Bus, lag: (ms: number) => void): Bus => ({
   close: () => bus.close(),
 })
 
-/** `GET /metrics`: the Prometheus text exposition. */
-export const metricsRoute = (metrics: Metrics): RequestHandler => async (request, response) => {
+/** Whether `header` is `Bearer <token>`, compared in constant time. */
+const bearerMatches = (header: string | undefined, token: string): boolean => {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')
+  if (match === null) return false
+  const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
+  return timingSafeEqual(digest(match[1]!), digest(token))
+}
+
+/**
+ * `GET /metrics`: the Prometheus text exposition. With a `token`, only to a request carrying
+ * `Authorization: Bearer <token>` (others get 401).
+ */
+export const metricsRoute = (metrics: Metrics, token: string | null = null): RequestHandler => async (request, response) => {
   if (pathOf(request) !== '/metrics') return false
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     sendText(response, 405, 'method not allowed; use GET', { allow: 'GET' })
+    return true
+  }
+  if (token !== null && !bearerMatches(request.headers.authorization, token)) {
+    sendText(response, 401, 'metrics need "Authorization: Bearer <METRICS_TOKEN>"', { 'www-authenticate': 'Bearer realm="metrics"' })
     return true
   }
   const { contentType, body } = await metrics.scrape()

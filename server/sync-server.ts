@@ -50,6 +50,8 @@ export interface SyncServerOptions {
   readonly webRoot?: string | null
   /** Serve `GET /metrics` (Prometheus text format). Default true. */
   readonly metrics?: boolean
+  /** Serve `/metrics` only to requests with `Authorization: Bearer <metricsToken>`. Default: none (public). */
+  readonly metricsToken?: string | null
   /** Also report Node's process metrics (CPU, memory, event loop, GC). Default false; the CLI turns it on. */
   readonly processMetrics?: boolean
   /** Serve the document API under `/api/docs/`. Default true. */
@@ -205,7 +207,7 @@ export class SyncServer {
       healthRoutes({ accepting: () => this.#state === 'running', checkStorage: () => this.storage.check() }),
       this.#poll.handle,
     ]
-    if (options.metrics ?? true) this.#routes.push(metricsRoute(metrics))
+    if (options.metrics ?? true) this.#routes.push(metricsRoute(metrics, options.metricsToken ?? null))
     if (options.docApi ?? true) {
       this.#routes.push(docApiRoutes({
         rooms: this.rooms,

@@ -111,4 +111,21 @@ describe('GET /metrics', () => {
     const { body } = await server.metrics.scrape()
     assert.ok(sample(body, 'yjs_relay_errors_total', { code: 'INTERNAL' }) > 0)
   })
+
+  it('with a token, answers only requests that carry it (401 naming the header otherwise)', async () => {
+    const token = 'metrics-token-0123456789'
+    const server = new SyncServer({ logger: createLogger('silent'), metricsToken: token })
+    servers.push(server)
+    const { port } = await server.listen(0)
+    const url = `http://127.0.0.1:${port}/metrics`
+    for (const authorization of [undefined, 'Bearer wrong-token-0123456789', token, `Basic ${token}`]) {
+      const response = await fetch(url, { headers: authorization === undefined ? {} : { authorization } })
+      assert.equal(response.status, 401, `authorization ${authorization}`)
+      assert.equal(response.headers.get('www-authenticate'), 'Bearer realm="metrics"')
+      assert.match(await response.text(), /Authorization: Bearer <METRICS_TOKEN>/)
+    }
+    const response = await fetch(url, { headers: { authorization: `Bearer ${token}` } })
+    assert.equal(response.status, 200)
+    assert.match(await response.text(), /yjs_relay_connections/)
+  })
 })

@@ -35,6 +35,7 @@ describe('config', () => {
     [{ DEMO: 'maybe' }, [], 'DEMO'],
     [{ SQLITE_SYNCHRONOUS: 'off' }, [], 'SQLITE_SYNCHRONOUS'],
     [{ AUTH_SECRET: 'short' }, [], 'AUTH_SECRET'],
+    [{ METRICS_TOKEN: 'short' }, [], 'METRICS_TOKEN'],
     [{}, ['--port'], '--port'],
     [{}, ['--no-such-flag'], '--no-such-flag'],
   ] as const) {
