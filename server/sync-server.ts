@@ -168,6 +168,12 @@ export class SyncServer {
     const trustProxy = options.trustProxy ?? 0
     if (!Number.isInteger(trustProxy) || trustProxy < 0) throw new RangeError(`trustProxy must be a whole number >= 0, got ${String(trustProxy)}`)
     const messagesPerSecond = positive('messagesPerSecond', options.messagesPerSecond, 100)
+    // Sockets and held polls count against the same limits: both are clients waiting on this instance.
+    const connectionLimits = new ConnectionCounter({
+      maxConnections: positive('maxConnections', options.maxConnections, 10_000),
+      maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, 1000),
+      maxConnectionsPerRoom: positive('maxConnectionsPerRoom', options.maxConnectionsPerRoom, 1000),
+    })
     this.#ws = new WebSocketTransport({
       rooms: this.rooms,
       log: this.log,
@@ -175,11 +181,7 @@ export class SyncServer {
       allowedOrigins: this.#allowedOrigins,
       maxRoomNameLength: this.#maxRoomNameLength,
       trustProxy,
-      connectionLimits: new ConnectionCounter({
-        maxConnections: positive('maxConnections', options.maxConnections, 10_000),
-        maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, 1000),
-        maxConnectionsPerRoom: positive('maxConnectionsPerRoom', options.maxConnectionsPerRoom, 1000),
-      }),
+      connectionLimits,
       messagesPerSecond,
       messageBurst: positive('messageBurst', options.messageBurst, Math.max(300, messagesPerSecond)),
       maxBufferedBytes: positive('maxBufferedBytes', options.maxBufferedBytes, 16 * 1024 * 1024, 1024),
@@ -199,6 +201,8 @@ export class SyncServer {
       maxMessageBytes,
       holdMs: positive('pollHoldMs', options.pollHoldMs, 25_000, 1),
       maxHeldPolls: positive('maxHeldPolls', options.maxHeldPolls, 2000, 1),
+      connectionLimits,
+      trustProxy,
       // A held poll counts as a connection: it is a client waiting on this instance.
       counters: metrics.transport('poll', () => this.#poll.heldPolls),
       onError: metrics.error,

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
+import { clientAddress, type ConnectionCounter } from '../admission.js'
 import { SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
 import * as protocol from '../protocol.js'
@@ -28,6 +29,14 @@ export interface LongPollOptions {
   readonly holdMs: number
   /** Polls held at once by this instance; past it a poll that would be held is answered 503. */
   readonly maxHeldPolls: number
+  /**
+   * The connection limits the WebSocket transport counts against (per instance, per address, per room):
+   * a held poll is a client waiting on this instance, so it takes a slot like a socket. Past a limit, a
+   * poll that would be held is answered 503.
+   */
+  readonly connectionLimits?: ConnectionCounter
+  /** Proxies whose `X-Forwarded-For` names the client, for the per-address limit. Default 0. */
+  readonly trustProxy?: number
   /** Counts the frames of sends (in) and of answers (out). */
   readonly counters?: TrafficCounters
   readonly onError?: (code: ErrorCode) => void
@@ -108,7 +117,8 @@ export class LongPollTransport {
       } catch (error) {
         throw badInput(error)
       }
-      await this.#withRoom(name, (room) => this.#poll(room, poll, response))
+      const address = clientAddress(request, this.#options.trustProxy ?? 0)
+      await this.#withRoom(name, (room) => this.#poll(room, poll, address, response))
     } else {
       const messages = parseSend(body, access)
       const counters = this.#options.counters
@@ -191,7 +201,7 @@ export class LongPollTransport {
     this.#reply(response, replies)
   }
 
-  async #poll (room: Room, poll: PollRequest, response: ServerResponse): Promise<void> {
+  async #poll (room: Room, poll: PollRequest, address: string, response: ServerResponse): Promise<void> {
     const watch = this.#watch(room)
     try {
       const now = this.#answer(watch, poll)
@@ -199,6 +209,7 @@ export class LongPollTransport {
       if (this.#held.size >= this.#options.maxHeldPolls) {
         throw new SyncError('OVERLOADED', `this instance holds ${this.#held.size} polls, its limit; retry later`)
       }
+      const slot = this.#options.connectionLimits?.admit(address, room.name)
       const frames = await new Promise<readonly Uint8Array[]>((resolve) => {
         const timer = setTimeout(() => held.finish([]), this.#options.holdMs)
         const held: HeldPoll = {
@@ -207,6 +218,7 @@ export class LongPollTransport {
             if (!this.#held.delete(held)) return
             watch.polls.delete(held)
             clearTimeout(timer)
+            slot?.release()
             resolve(frames)
           },
         }

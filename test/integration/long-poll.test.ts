@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
+import { WebSocket } from 'ws'
 import * as Y from 'yjs'
 import * as protocol from '../../server/protocol.js'
 import * as awarenessProtocol from 'y-protocols/awareness'
@@ -179,6 +180,41 @@ describe('long-polling clients', () => {
       const draining = await post(limited, 'full', 'poll', emptyPoll())
       assert.equal(draining.status, 503)
       assert.match(await draining.text(), /SHUTTING_DOWN/)
+    } finally {
+      await limited.close()
+    }
+  })
+})
+
+describe('long-poll connection limits', () => {
+  it('count a held poll as a connection of its address and room, shared with sockets', async () => {
+    const limited = await startServer({ maxConnectionsPerIp: 2, pollHoldMs: 5000 })
+    try {
+      const held = [post(limited, 'slots', 'poll', emptyPoll()), post(limited, 'slots', 'poll', emptyPoll())]
+      await waitFor(() => limited.server.heldPolls === 2, { message: 'two held polls' })
+      const refused = await post(limited, 'slots', 'poll', emptyPoll())
+      assert.equal(refused.status, 503)
+      assert.equal(refused.headers.get('retry-after'), '2')
+      assert.match(await refused.text(), /OVERLOADED: too many connections from this address/)
+      // A socket from the same address finds no slot either: HTTP 503 before the upgrade.
+      const socket = new WebSocket(`${limited.url}/slots`)
+      const status = await new Promise<number>((resolve) => socket.once('unexpected-response', (_req, res) => resolve(res.statusCode!)))
+      assert.equal(status, 503)
+      await limited.server.drain()
+      for (const answer of await Promise.all(held)) assert.equal(answer.status, 200)
+    } finally {
+      await limited.close()
+    }
+  })
+
+  it('give the slot back when a held poll is answered', async () => {
+    const limited = await startServer({ maxConnectionsPerIp: 1, pollHoldMs: 300 })
+    try {
+      for (let i = 0; i < 3; i++) {
+        const answer = post(limited, 'one-slot', 'poll', emptyPoll())
+        await waitFor(() => limited.server.heldPolls === 1, { message: `poll ${i} held` })
+        assert.equal((await answer).status, 200, `poll ${i}, held after the previous one was answered`)
+      }
     } finally {
       await limited.close()
     }
