@@ -2,6 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { processCpuMs } from './servers.js'
 import type { AwaitCommand, AwaitResult, Command, OpenCommand, OpenResult, PrepareCommand, SendCommand, WriteCommand, WriteResult } from './loadgen.js'
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'loadgen.js')
@@ -10,6 +11,11 @@ export class LoadGenerator {
   readonly #child: ChildProcess
   readonly #waiting = new Map<number, { resolve: (value: any) => void, reject: (error: Error) => void }>()
   #next = 0
+
+  /** CPU time of the load generator's process so far, in ms. */
+  cpuMs (): number {
+    return processCpuMs(this.#child.pid!)
+  }
 
   constructor () {
     this.#child = fork(script, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })

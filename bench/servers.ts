@@ -48,6 +48,13 @@ const commandOf = (kind: ServerKind): string => ({
 
 const TICKS_PER_SECOND = 100
 
+/** User + system CPU time of process `pid` so far, in ms (10 ms resolution; Linux /proc). */
+export const processCpuMs = (pid: number): number => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
+}
+
 export class ServerProcess {
   readonly kind: ServerKind
   readonly options: ServerOptions
@@ -121,9 +128,7 @@ export class ServerProcess {
 
   /** User + system CPU time of the server process so far, in ms (10 ms resolution). */
   cpuMs (): number {
-    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
+    return processCpuMs(this.pid)
   }
 
   /** Resident set size in bytes. */

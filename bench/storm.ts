@@ -30,6 +30,7 @@ export const storm = async (ctx: Context): Promise<Row[]> => {
         await server.restart()
         const clients = Array.from({ length: size.clients }, (_, i) => names[i % names.length]!)
         const slices = split(clients, gens.length)
+        const cpu0 = { server: server.cpuMs(), gens: gens.reduce((sum, gen) => sum + gen.cpuMs(), 0) }
         const start = now()
         const opened = await Promise.all(gens.map((gen, i) => gen.open({
           url: server.url, dialect: dialectOf(kind), rooms: slices[i]!, track: true, concurrency: slices[i]!.length, timeoutMs: 60_000,
@@ -39,7 +40,10 @@ export const storm = async (ctx: Context): Promise<Row[]> => {
         const failed = opened.reduce((sum, r) => sum + r.failed, 0)
         const empty = results.reduce((sum, r) => sum + r.incompleteFirstStep2, 0)
         const all = max(Float64Array.from(results.flatMap((r) => [...r.completeAt]))) - start
-        ctx.log(`storm ${kind} #${rep}: ${complete}/${size.clients} hold the document after ${all.toFixed(0)} ms; ${empty} first step 2s lacked it; ${failed} failed to connect`)
+        // CPU used meanwhile: with two cores, what the clients cost is the floor under every server.
+        const cpu = { server: server.cpuMs() - cpu0.server, gens: gens.reduce((sum, gen) => sum + gen.cpuMs(), 0) - cpu0.gens }
+        ctx.log(`storm ${kind} #${rep}: ${complete}/${size.clients} hold the document after ${all.toFixed(0)} ms; ${empty} first step 2s lacked it; ${failed} failed to connect; ` +
+          `CPU meanwhile: server ${cpu.server} ms, load generators ${cpu.gens} ms`)
         if (complete !== size.clients) failures.push(`${complete}/${size.clients}`)
         else runs.push(all)
         incomplete.push(empty)

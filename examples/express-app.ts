@@ -13,7 +13,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import express from 'express'
-import { createSyncServer, MemoryStorage, SyncError, type SyncServer } from '../server/index.js'
+import { createSyncServer, LISTEN_BACKLOG, MemoryStorage, SyncError, type SyncServer } from '../server/index.js'
 
 export interface RunningExample {
   readonly sync: SyncServer
@@ -66,7 +66,8 @@ export const start = async (port = 0, host = '127.0.0.1'): Promise<RunningExampl
   })
 
   const http = await new Promise<Server>((resolve) => {
-    const server = app.listen(port, host, () => resolve(server))
+    // A deep accept queue: after a restart every client reconnects at once.
+    const server = app.listen(port, host, LISTEN_BACKLOG, () => resolve(server))
   })
   sync.attach(http)
 

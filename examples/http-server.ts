@@ -10,7 +10,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { createSyncServer, MemoryStorage, SyncError, type Access, type SyncServer } from '../server/index.js'
+import { createSyncServer, LISTEN_BACKLOG, MemoryStorage, SyncError, type Access, type SyncServer } from '../server/index.js'
 
 export interface RunningExample {
   readonly sync: SyncServer
@@ -45,7 +45,8 @@ export const start = async (port = 0, host = '127.0.0.1'): Promise<RunningExampl
     })
   })
   sync.attach(http)
-  await new Promise<void>((resolve) => http.listen(port, host, resolve))
+  // A deep accept queue: after a restart every client reconnects at once.
+  await new Promise<void>((resolve) => http.listen({ port, host, backlog: LISTEN_BACKLOG }, resolve))
 
   // Server code can write to a room at any time: the change is stored, then reaches every client.
   await sync.transact('welcome', (doc) => {

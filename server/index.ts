@@ -1,5 +1,5 @@
 /** The public embedding API. */
-export { createSyncServer, SyncServer, type RoomHandle, type SyncServerOptions } from './sync-server.js'
+export { createSyncServer, LISTEN_BACKLOG, SyncServer, type RoomHandle, type SyncServerOptions } from './sync-server.js'
 export type { Access, Authorize } from './transport/websocket.js'
 export { createTokenAuthorize, signToken, tokenOf, grantsRoom, type TokenAuthOptions, type TokenRequest } from './auth.js'
 export { validateRoomName, checkOrigin, clientAddress } from './admission.js'

@@ -95,6 +95,13 @@ export interface RoomHandle {
   release (): void
 }
 
+/**
+ * Connections the kernel queues for `listen`'s server until they are accepted (capped by the kernel's
+ * `net.core.somaxconn`, 4096 on current Linux). Node's default, 511, overflows when a restart sends every
+ * client back at once: an overflowed handshake is retried by the client's TCP after a full second.
+ */
+export const LISTEN_BACKLOG = 4096
+
 const positive = (name: string, value: number | undefined, fallback: number, min = 1): number => {
   const result = value ?? fallback
   if (!Number.isFinite(result) || result < min) throw new RangeError(`${name} must be a number >= ${min}, got ${String(value)}`)
@@ -272,12 +279,12 @@ export class SyncServer {
   }
 
   /** Creates an HTTP server for this sync server alone and listens on it. */
-  async listen (port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
+  async listen (port = 0, host = '127.0.0.1', backlog = LISTEN_BACKLOG): Promise<AddressInfo> {
     const server = this.#httpServer = createServer()
     this.attach(server, { requests: true })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(port, host, () => { server.off('error', reject); resolve() })
+      server.listen({ port, host, backlog }, () => { server.off('error', reject); resolve() })
     })
     return server.address() as AddressInfo
   }
