@@ -18,6 +18,17 @@ const post = (server: TestServer, room: string, op: string, body: Uint8Array, qu
 
 const emptyPoll = (doc = new Y.Doc()): Uint8Array => encodePollRequest(Y.encodeSnapshot(Y.snapshot(doc)), new Map())
 
+/** Holds two polls on `room`, checks that a third is answered 503 with Retry-After 2 and `reason`, and returns the two held. */
+const holdTwoRefuseThird = async (server: TestServer, room: string, reason: RegExp): Promise<Array<Promise<Response>>> => {
+  const held = [post(server, room, 'poll', emptyPoll()), post(server, room, 'poll', emptyPoll())]
+  await waitFor(() => server.server.heldPolls === 2, { message: 'two held polls' })
+  const refused = await post(server, room, 'poll', emptyPoll())
+  assert.equal(refused.status, 503)
+  assert.equal(refused.headers.get('retry-after'), '2')
+  assert.match(await refused.text(), reason)
+  return held
+}
+
 const editUpdate = (text: string): Uint8Array => {
   const doc = new Y.Doc()
   doc.getText('text').insert(0, text)
@@ -169,12 +180,7 @@ describe('long-polling clients', () => {
   it('answer 503 with Retry-After past the held-poll limit', async () => {
     const limited = await startServer({ maxHeldPolls: 2, pollHoldMs: 5000 })
     try {
-      const held = [post(limited, 'full', 'poll', emptyPoll()), post(limited, 'full', 'poll', emptyPoll())]
-      await waitFor(() => limited.server.heldPolls === 2, { message: 'two held polls' })
-      const refused = await post(limited, 'full', 'poll', emptyPoll())
-      assert.equal(refused.status, 503)
-      assert.equal(refused.headers.get('retry-after'), '2')
-      assert.match(await refused.text(), /OVERLOADED/)
+      const held = await holdTwoRefuseThird(limited, 'full', /OVERLOADED/)
       await limited.server.drain()
       for (const answer of await Promise.all(held)) assert.equal(answer.status, 200)
       const draining = await post(limited, 'full', 'poll', emptyPoll())
@@ -190,12 +196,7 @@ describe('long-poll connection limits', () => {
   it('count a held poll as a connection of its address and room, shared with sockets', async () => {
     const limited = await startServer({ maxConnectionsPerIp: 2, pollHoldMs: 5000 })
     try {
-      const held = [post(limited, 'slots', 'poll', emptyPoll()), post(limited, 'slots', 'poll', emptyPoll())]
-      await waitFor(() => limited.server.heldPolls === 2, { message: 'two held polls' })
-      const refused = await post(limited, 'slots', 'poll', emptyPoll())
-      assert.equal(refused.status, 503)
-      assert.equal(refused.headers.get('retry-after'), '2')
-      assert.match(await refused.text(), /OVERLOADED: too many connections from this address/)
+      const held = await holdTwoRefuseThird(limited, 'slots', /OVERLOADED: too many connections from this address/)
       // A socket from the same address finds no slot either: HTTP 503 before the upgrade.
       const socket = new WebSocket(`${limited.url}/slots`)
       const status = await new Promise<number>((resolve) => socket.once('unexpected-response', (_req, res) => resolve(res.statusCode!)))
