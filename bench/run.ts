@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- scenario ...] [--quick|--tiny] [--repeats N] [--servers a,b] [--rates 100,1000]`
+ * `npm run bench [-- scenario ...] [--quick|--tiny] [--repeats N] [--servers a,b] [--rates 100,1000] [--seconds S]`
  *
  * Starts each server in its own process, drives it from forked load generators, checks convergence in
  * every scenario and prints a Markdown table of medians over repeats, with the project's ratio to each
@@ -42,12 +42,14 @@ const parseArgs = (argv: readonly string[]): BenchOptions => {
   let repeats = 3
   let sizes = FULL
   let rates: number[] | null = null
+  let seconds: number | null = null
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === '--tiny' || arg === '--quick') sizes = TINY
     else if (arg === '--repeats') repeats = Number(argv[++i])
     else if (arg === '--servers') servers = argv[++i]!.split(',') as ServerKind[]
     else if (arg === '--rates') rates = argv[++i]!.split(',').map(Number)
+    else if (arg === '--seconds') seconds = Number(argv[++i])
     else if (arg.startsWith('--')) throw new RangeError(`unknown option ${arg}`)
     else scenarios.push(arg)
   }
@@ -56,6 +58,12 @@ const parseArgs = (argv: readonly string[]): BenchOptions => {
   if (rates !== null) {
     if (rates.length === 0 || !rates.every((rate) => Number.isFinite(rate) && rate > 0)) throw new RangeError('--rates must be positive numbers separated by commas')
     sizes = { ...sizes, fanout: { ...sizes.fanout, rates } }
+  }
+  if (seconds !== null) {
+    if (!Number.isFinite(seconds) || seconds <= 0) throw new RangeError('--seconds must be a positive number')
+    // Every rate of the sweep sends that long: the cap on updates a step rises with it.
+    const maxUpdates = Math.max(sizes.fanout.maxUpdates, Math.ceil(Math.max(...sizes.fanout.rates) * seconds))
+    sizes = { ...sizes, fanout: { ...sizes.fanout, seconds, maxUpdates } }
   }
   return { scenarios: scenarios.length > 0 ? scenarios : Object.keys(SCENARIOS), servers, repeats, sizes }
 }
