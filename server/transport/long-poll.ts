@@ -34,9 +34,9 @@ export interface LongPollOptions {
    * a held poll is a client waiting on this instance, so it takes a slot like a socket. Past a limit, a
    * poll that would be held is answered 503.
    */
-  readonly connectionLimits?: ConnectionCounter
-  /** Proxies whose `X-Forwarded-For` names the client, for the per-address limit. Default 0. */
-  readonly trustProxy?: number
+  readonly connectionLimits: ConnectionCounter
+  /** Proxies whose `X-Forwarded-For` names the client, for the per-address limit. */
+  readonly trustProxy: number
   /** Counts the frames of sends (in) and of answers (out). */
   readonly counters?: TrafficCounters
   readonly onError?: (code: ErrorCode) => void
@@ -117,7 +117,7 @@ export class LongPollTransport {
       } catch (error) {
         throw badInput(error)
       }
-      const address = clientAddress(request, this.#options.trustProxy ?? 0)
+      const address = clientAddress(request, this.#options.trustProxy)
       await this.#withRoom(name, (room) => this.#poll(room, poll, address, response))
     } else {
       const messages = parseSend(body, access)
@@ -209,7 +209,7 @@ export class LongPollTransport {
       if (this.#held.size >= this.#options.maxHeldPolls) {
         throw new SyncError('OVERLOADED', `this instance holds ${this.#held.size} polls, its limit; retry later`)
       }
-      const slot = this.#options.connectionLimits?.admit(address, room.name)
+      const slot = this.#options.connectionLimits.admit(address, room.name)
       const frames = await new Promise<readonly Uint8Array[]>((resolve) => {
         const timer = setTimeout(() => held.finish([]), this.#options.holdMs)
         const held: HeldPoll = {
@@ -218,7 +218,7 @@ export class LongPollTransport {
             if (!this.#held.delete(held)) return
             watch.polls.delete(held)
             clearTimeout(timer)
-            slot?.release()
+            slot.release()
             resolve(frames)
           },
         }
