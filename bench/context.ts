@@ -13,6 +13,11 @@ export interface Sizes {
     readonly writers: number
     readonly rates: readonly number[]
     readonly seconds: number
+    /**
+     * Updates per step at least: a low rate sends for longer than `seconds`, so that its p99 is a
+     * percentile of enough updates (at 100/s, 2 s are 200 updates: p99 would be the two slowest).
+     */
+    readonly minUpdates: number
     /** Updates per step at most, so that a sweep step stays short at high rates. */
     readonly maxUpdates: number
     readonly burst: number
@@ -33,7 +38,7 @@ export interface Sizes {
 }
 
 export const FULL: Sizes = {
-  fanout: { subscribers: 200, probes: 20, writers: 4, rates: [100, 1000, 2000, 5000, 10_000], seconds: 2, maxUpdates: 15_000, burst: 1000, saturationRate: 20_000, loadgens: 2, timeoutMs: 20_000 },
+  fanout: { subscribers: 200, probes: 20, writers: 4, rates: [100, 1000, 2000, 5000, 10_000], seconds: 2, minUpdates: 2000, maxUpdates: 15_000, burst: 1000, saturationRate: 20_000, loadgens: 2, timeoutMs: 20_000 },
   rooms: { rooms: 1000, clientsPerRoom: 2, loadgens: 2, settledMs: 20_000 },
   storm: { rooms: 50, clients: 2000, docBytes: 50_000, loadgens: 4 },
   bigdoc: { joins: 20, editsPerUpdate: 1000, maxEdits: Number.POSITIVE_INFINITY },
@@ -41,7 +46,7 @@ export const FULL: Sizes = {
 
 /** Small enough for a smoke test: proves the harness, measures nothing. */
 export const TINY: Sizes = {
-  fanout: { subscribers: 6, probes: 2, writers: 2, rates: [100], seconds: 0.5, maxUpdates: 100, burst: 50, saturationRate: 500, loadgens: 1, timeoutMs: 10_000 },
+  fanout: { subscribers: 6, probes: 2, writers: 2, rates: [100], seconds: 0.5, minUpdates: 0, maxUpdates: 100, burst: 50, saturationRate: 500, loadgens: 1, timeoutMs: 10_000 },
   rooms: { rooms: 10, clientsPerRoom: 2, loadgens: 1, settledMs: 2_500 },
   storm: { rooms: 3, clients: 12, docBytes: 2_000, loadgens: 1 },
   bigdoc: { joins: 2, editsPerUpdate: 1000, maxEdits: 5000 },

@@ -1,8 +1,9 @@
 /**
  * Fan-out: one room, many subscribers, a few writers sending real Yjs text inserts.
  *
- * - sweep: at each rate the writers send for a few seconds; every subscriber must end up holding every
- *   update (convergence), and the probes' latency (send to arrival, per update) gives p50 and p99.
+ * - sweep: at each rate the writers send for a few seconds, and at low rates for as long as it takes to
+ *   send a couple of thousand updates; every subscriber must end up holding every update (convergence),
+ *   and the probes' latency (send to arrival, per update) gives p50 and p99.
  * - burst: one writer sends N updates back to back; the time until the last subscriber holds them all.
  * - saturation: writers offer more than any server delivers; throughput is updates over the time until
  *   the last subscriber holds them all (goal 6 compares the project with and without storage).
@@ -25,11 +26,14 @@ interface Step {
   readonly note: string
 }
 
+/** A sweep step sends at `rate` for `seconds` (at least `minUpdates`); a warm-up for `seconds` only; a burst back to back. */
+type StepKind = 'sweep' | 'warm-up' | 'burst'
+
 /** Runs one step; a server that failed it (backlog, dropped sockets) is replaced by a fresh one. */
-const step = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[], room: string, rate: number, burst: boolean): Promise<Step> => {
+const step = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[], room: string, rate: number, kind: StepKind): Promise<Step> => {
   let result: Step
   try {
-    result = await attempt(ctx, server, gens, room, rate, burst)
+    result = await attempt(ctx, server, gens, room, rate, kind)
   } catch (error) {
     result = { ...FAILED, note: (error as Error).message }
   }
@@ -40,8 +44,9 @@ const step = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[], 
   return result
 }
 
-const attempt = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[], room: string, rate: number, burst: boolean): Promise<Step> => {
+const attempt = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[], room: string, rate: number, kind: StepKind): Promise<Step> => {
   const size = ctx.sizes.fanout
+  const burst = kind === 'burst'
   const dialect = dialectOf(server.kind)
   const subscriberGens = gens.slice(1)
   const writerGen = gens[0]!
@@ -56,7 +61,8 @@ const attempt = async (ctx: Context, server: ServerProcess, gens: LoadGenerator[
     const writers = burst ? 1 : size.writers
     const opened = await writerGen.open({ url: server.url, dialect, rooms: Array(writers).fill(room), track: false, concurrency: writers, timeoutMs: 10_000, writers: true })
     if (opened.failed > 0) throw new Error('a writer failed to connect')
-    const total = burst ? size.burst : Math.max(writers, Math.min(size.maxUpdates, Math.round(rate * size.seconds)))
+    const timed = Math.round(rate * size.seconds)
+    const total = burst ? size.burst : Math.max(writers, Math.min(size.maxUpdates, kind === 'sweep' ? Math.max(size.minUpdates, timed) : timed))
     const count = Math.ceil(total / writers)
     await writerGen.prepare({ count, chars: 1 })
     const cpu0 = server.cpuMs()
@@ -104,12 +110,12 @@ export const fanout = async (ctx: Context): Promise<Row[]> => {
   for (const kind of ctx.servers) {
     await withServer(kind, {}, 1 + size.loadgens, async (server, gens) => {
       // Warm-up (not measured): a freshly started server compiles its hot path on the first updates.
-      await step(ctx, server, gens, 'warm-up', size.rates[0]!, false)
+      await step(ctx, server, gens, 'warm-up', size.rates[0]!, 'warm-up')
       let failedBelow = false
       for (const rate of size.rates) {
         const steps: Step[] = []
         for (let rep = 0; rep < ctx.repeats; rep++) {
-          const result = failedBelow ? SKIPPED : await step(ctx, server, gens, `fanout-${rate}-${rep}`, rate, false)
+          const result = failedBelow ? SKIPPED : await step(ctx, server, gens, `fanout-${rate}-${rep}`, rate, 'sweep')
           ctx.log(`fanout ${kind} ${rate}/s #${rep}: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, server CPU ${result.cpuUs.toFixed(0)} µs/update${result.converged ? '' : ` NOT CONVERGED ${result.note}`}`)
           steps.push(result)
         }
@@ -121,7 +127,7 @@ export const fanout = async (ctx: Context): Promise<Row[]> => {
       }
       const bursts: Step[] = []
       for (let rep = 0; rep < ctx.repeats; rep++) {
-        const result = await step(ctx, server, gens, `burst-${rep}`, 0, true)
+        const result = await step(ctx, server, gens, `burst-${rep}`, 0, 'burst')
         ctx.log(`burst ${kind} #${rep}: all subscribers after ${result.allMs.toFixed(1)} ms${result.converged ? '' : ` NOT CONVERGED ${result.note}`}`)
         bursts.push(result)
       }
@@ -129,7 +135,7 @@ export const fanout = async (ctx: Context): Promise<Row[]> => {
       if (!bursts.every((s) => s.converged)) note('burst', `${kind}: ${bursts.find((s) => !s.converged)!.note}`)
       const saturation: Step[] = []
       for (let rep = 0; rep < ctx.repeats; rep++) {
-        const result = await step(ctx, server, gens, `saturation-${rep}`, size.saturationRate, false)
+        const result = await step(ctx, server, gens, `saturation-${rep}`, size.saturationRate, 'sweep')
         ctx.log(`saturation ${kind} #${rep}: ${result.updates} updates in ${result.allMs.toFixed(0)} ms${result.converged ? '' : ` NOT CONVERGED ${result.note}`}`)
         saturation.push(result)
       }
