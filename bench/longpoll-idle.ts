@@ -42,7 +42,7 @@ const sample = (pid: number): { rssMiB: number, cpuSeconds: number } => {
 const main = async (): Promise<void> => {
   // Node's fetch opens as many sockets per origin as it needs: one per held poll, plus sends.
   const dir = mkdtempSync(join(tmpdir(), 'longpoll-bench-'))
-  const server = await startServerProcess({ DATA_DIR: dir, ROOM_IDLE_MS: '60000' })
+  const server = await startServerProcess({ DATA_DIR: dir, ROOM_IDLE_MS: '60000', MAX_POLL_REQUESTS_PER_SECOND: '1000000' })
   const pid = server.child.pid!
   const clients: ChannelClient[] = []
   try {

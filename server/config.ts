@@ -32,6 +32,7 @@ export interface Config {
   readonly maxConnectionsPerRoom: number
   readonly messagesPerSecond: number
   readonly messageBurst: number
+  readonly pollRequestsPerSecond: number
   readonly maxBufferedBytes: number
   readonly maxRooms: number
   readonly maxRoomNameLength: number
@@ -75,6 +76,7 @@ export const KEYS = {
   maxConnectionsPerRoom: { env: 'MAX_CONNECTIONS_PER_ROOM', flag: '--max-connections-per-room', help: 'connections per room; more get HTTP 503', fallback: '1000' },
   messagesPerSecond: { env: 'MAX_MESSAGES_PER_SECOND', flag: '--max-messages-per-second', help: 'sustained messages a second per socket; over it closes with 4429', fallback: '100' },
   messageBurst: { env: 'MESSAGE_BURST', flag: '--message-burst', help: 'messages a socket may send at once on top of the rate', fallback: '300' },
+  pollRequestsPerSecond: { env: 'MAX_POLL_REQUESTS_PER_SECOND', flag: '--max-poll-requests-per-second', help: 'sustained long-poll requests a second per client address (burst: twice that); over it answers 429 with Retry-After', fallback: '200' },
   maxBufferedBytes: { env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', help: 'unsent bytes a socket may hold; more closes it with 4508', fallback: String(16 * 1024 * 1024) },
   maxRooms: { env: 'MAX_ROOMS', flag: '--max-rooms', help: 'rooms held in memory; the least recently used idle room unloads first', fallback: '10000' },
   maxRoomNameLength: { env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', help: 'longest room name; longer is refused (4400 / 400)', fallback: '256' },
@@ -202,6 +204,7 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     maxConnectionsPerRoom: integer(KEYS.maxConnectionsPerRoom, get('maxConnectionsPerRoom')!, 1),
     messagesPerSecond: integer(KEYS.messagesPerSecond, get('messagesPerSecond')!, 1),
     messageBurst: integer(KEYS.messageBurst, get('messageBurst')!, 1),
+    pollRequestsPerSecond: integer(KEYS.pollRequestsPerSecond, get('pollRequestsPerSecond')!, 1),
     maxBufferedBytes: integer(KEYS.maxBufferedBytes, get('maxBufferedBytes')!, 1024),
     maxRooms: integer(KEYS.maxRooms, get('maxRooms')!, 1),
     maxRoomNameLength: integer(KEYS.maxRoomNameLength, get('maxRoomNameLength')!, 1, 8192),

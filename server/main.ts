@@ -83,6 +83,7 @@ const main = async (): Promise<void> => {
     maxConnectionsPerRoom: config.maxConnectionsPerRoom,
     messagesPerSecond: config.messagesPerSecond,
     messageBurst: config.messageBurst,
+    pollRequestsPerSecond: config.pollRequestsPerSecond,
     maxBufferedBytes: config.maxBufferedBytes,
     maxRooms: config.maxRooms,
     maxRoomNameLength: config.maxRoomNameLength,

@@ -1,6 +1,11 @@
 /** Shared by every bucket: a default written inline would be one closure per bucket (one per socket). */
 const performanceNow = (): number => performance.now()
 
+const checkRate = (rate: number, burst: number): void => {
+  if (!Number.isFinite(rate) || rate <= 0) throw new RangeError(`rate must be > 0, got ${rate}`)
+  if (!Number.isFinite(burst) || burst < 1) throw new RangeError(`burst must be >= 1, got ${burst}`)
+}
+
 /**
  * A token bucket: `rate` tokens a second, holding at most `burst`. One message costs one token, so a
  * client may send `burst` messages at once (a paste, a reconnect's catch-up) and `rate` a second after.
@@ -14,8 +19,7 @@ export class TokenBucket {
 
   /** `now` returns milliseconds; injectable for tests. */
   constructor (rate: number, burst: number, now: () => number = performanceNow) {
-    if (!Number.isFinite(rate) || rate <= 0) throw new RangeError(`rate must be > 0, got ${rate}`)
-    if (!Number.isFinite(burst) || burst < 1) throw new RangeError(`burst must be >= 1, got ${burst}`)
+    checkRate(rate, burst)
     this.#rate = rate
     this.#burst = burst
     this.#now = now
@@ -31,5 +35,47 @@ export class TokenBucket {
     if (this.#tokens < 1) return false
     this.#tokens -= 1
     return true
+  }
+}
+
+/**
+ * One token bucket per client address (long-poll requests, which have no socket to hold a bucket). A
+ * bucket left alone long enough to refill is forgotten, so memory follows the addresses seen lately,
+ * not every address ever seen.
+ */
+export class AddressRateLimit {
+  readonly #rate: number
+  readonly #burst: number
+  readonly #now: () => number
+  readonly #buckets = new Map<string, { bucket: TokenBucket, used: number }>()
+  /** Any bucket unused this long is full again. */
+  readonly #refillMs: number
+  #sweptAt: number
+
+  constructor (rate: number, burst: number, now: () => number = performanceNow) {
+    checkRate(rate, burst)
+    this.#rate = rate
+    this.#burst = burst
+    this.#now = now
+    this.#refillMs = (burst / rate) * 1000
+    this.#sweptAt = now()
+  }
+
+  /** Addresses with a bucket now. */
+  get size (): number {
+    return this.#buckets.size
+  }
+
+  /** Takes one token from `address`'s bucket; false when it is empty. */
+  take (address: string): boolean {
+    const now = this.#now()
+    if (now - this.#sweptAt >= this.#refillMs) {
+      this.#sweptAt = now
+      for (const [key, entry] of this.#buckets) if (now - entry.used >= this.#refillMs) this.#buckets.delete(key)
+    }
+    let entry = this.#buckets.get(address)
+    if (entry === undefined) this.#buckets.set(address, entry = { bucket: new TokenBucket(this.#rate, this.#burst, this.#now), used: now })
+    entry.used = now
+    return entry.bucket.take()
   }
 }

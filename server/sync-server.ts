@@ -7,6 +7,7 @@ import type { Bus } from './bus/bus.js'
 import { GroupCommitter } from './committer.js'
 import { createLogger, type Logger } from './log.js'
 import { measureBus, Metrics, metricsRoute } from './metrics.js'
+import { AddressRateLimit } from './rate-limit.js'
 import type { Room } from './room.js'
 import { Rooms } from './rooms.js'
 import { MemoryStorage } from './storage/memory.js'
@@ -79,6 +80,11 @@ export interface SyncServerOptions {
   readonly messagesPerSecond?: number
   /** Messages a socket may send at once on top of the rate. Default 300. */
   readonly messageBurst?: number
+  /**
+   * Sustained long-poll requests (polls and sends) a second per client address, with a burst of twice
+   * that; over it a request is answered 429 with `Retry-After: 1`. Default 200.
+   */
+  readonly pollRequestsPerSecond?: number
   /** A socket with more unsent bytes than this is closed with 4508 and resyncs. Default 16 MiB. */
   readonly maxBufferedBytes?: number
   /** Rooms held in memory; at the limit the least recently used idle room unloads. Default 10000. */
@@ -175,6 +181,7 @@ export class SyncServer {
     const trustProxy = options.trustProxy ?? 0
     if (!Number.isInteger(trustProxy) || trustProxy < 0) throw new RangeError(`trustProxy must be a whole number >= 0, got ${String(trustProxy)}`)
     const messagesPerSecond = positive('messagesPerSecond', options.messagesPerSecond, 100)
+    const pollRequestsPerSecond = positive('pollRequestsPerSecond', options.pollRequestsPerSecond, 200)
     // Sockets and held polls count against the same limits: both are clients waiting on this instance.
     const connectionLimits = new ConnectionCounter({
       maxConnections: positive('maxConnections', options.maxConnections, 10_000),
@@ -210,6 +217,7 @@ export class SyncServer {
       maxHeldPolls: positive('maxHeldPolls', options.maxHeldPolls, 2000, 1),
       connectionLimits,
       trustProxy,
+      requestLimit: new AddressRateLimit(pollRequestsPerSecond, 2 * pollRequestsPerSecond),
       // A held poll counts as a connection: it is a client waiting on this instance.
       counters: metrics.transport('poll', () => this.#poll.heldPolls),
       onError: metrics.error,

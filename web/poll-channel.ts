@@ -214,7 +214,8 @@ class PollChannel implements Channel {
       if (!response.ok) {
         const text = (await response.text().catch(() => '')).trim()
         const message = `${op} answered ${response.status}${text === '' ? '' : `: ${text}`}`
-        if (response.status >= 400 && response.status < 500) throw new RequestFailure(message, closeCodeOf(response), null)
+        // 429 is the per-address request limit: a neighbour behind the same address may have spent it.
+        if (response.status >= 400 && response.status < 500 && response.status !== 429) throw new RequestFailure(message, closeCodeOf(response), null)
         const retryAfter = Number(response.headers.get('retry-after'))
         throw new RequestFailure(message, null, response.headers.has('retry-after') && Number.isFinite(retryAfter) ? retryAfter * 1000 : null)
       }

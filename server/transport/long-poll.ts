@@ -5,6 +5,7 @@ import * as Y from 'yjs'
 import { clientAddress, type ConnectionCounter } from '../admission.js'
 import { SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
+import type { AddressRateLimit } from '../rate-limit.js'
 import * as protocol from '../protocol.js'
 import type { Room } from '../room.js'
 import { isEmptyUpdate, validateUpdate } from '../update-validation.js'
@@ -35,8 +36,13 @@ export interface LongPollOptions {
    * poll that would be held is answered 503.
    */
   readonly connectionLimits: ConnectionCounter
-  /** Proxies whose `X-Forwarded-For` names the client, for the per-address limit. */
+  /** Proxies whose `X-Forwarded-For` names the client, for the per-address limits. */
   readonly trustProxy: number
+  /**
+   * Requests (polls and sends) per client address: a client has no socket here to hold a bucket of its
+   * own. Over it a request is answered 429 with `Retry-After`, before its body is read.
+   */
+  readonly requestLimit: AddressRateLimit
   /** Counts the frames of sends (in) and of answers (out). */
   readonly counters?: TrafficCounters
   readonly onError?: (code: ErrorCode) => void
@@ -106,6 +112,8 @@ export class LongPollTransport {
     const op = new URL(request.url ?? '/', 'http://localhost').searchParams.get('op')
     if (op !== 'poll' && op !== 'send') throw new SyncError('BAD_MESSAGE', `?op= must be "poll" or "send", got ${JSON.stringify(op)}`)
     if (!this.#accepting) throw new SyncError('SHUTTING_DOWN')
+    const address = clientAddress(request, this.#options.trustProxy)
+    if (!this.#options.requestLimit.take(address)) throw new SyncError('RATE_LIMITED', `more long-poll requests from ${address} than its limit allows; retry later`)
     const declared = Number(request.headers['content-length'] ?? 0)
     if (declared > this.#options.maxMessageBytes) throw this.#tooBig(declared)
     const access = await this.#authorize(request, name)
@@ -117,7 +125,6 @@ export class LongPollTransport {
       } catch (error) {
         throw badInput(error)
       }
-      const address = clientAddress(request, this.#options.trustProxy)
       await this.#withRoom(name, (room) => this.#poll(room, poll, address, response))
     } else {
       const messages = parseSend(body, access)
@@ -297,7 +304,7 @@ export class LongPollTransport {
       'x-error-code': failure.code,
       'x-close-code': String(failure.closeCode),
     }
-    if (failure.status === 503) headers['retry-after'] = failure.code === 'OVERLOADED' ? '2' : '1'
+    if (failure.status === 503 || failure.status === 429) headers['retry-after'] = failure.code === 'OVERLOADED' ? '2' : '1'
     // The rest of an oversized body is never read: close the connection rather than drain it.
     if (failure.code === 'MESSAGE_TOO_BIG') headers.connection = 'close'
     if (failure.code === 'METHOD_NOT_ALLOWED') headers.allow = 'POST'

@@ -222,6 +222,62 @@ describe('long-poll connection limits', () => {
   })
 })
 
+describe('long-poll request rate', () => {
+  it('answer 429 with Retry-After past an address\'s request rate, and keep serving other addresses', async () => {
+    const limited = await startServer({ pollRequestsPerSecond: 1, trustProxy: 1 })
+    try {
+      const send = (address: string): Promise<Response> =>
+        fetch(`${limited.http}/poll/rated?op=send`, { method: 'POST', body: encodeFrames([]), headers: { 'x-forwarded-for': address } })
+      // A burst of twice the rate: of five requests at once, two pass and three are refused.
+      const answers = await Promise.all(Array.from({ length: 5 }, () => send('10.0.0.1')))
+      assert.deepEqual(answers.map((a) => a.status).sort(), [200, 200, 429, 429, 429])
+      const refused = answers.find((a) => a.status === 429)!
+      assert.equal(refused.headers.get('retry-after'), '1')
+      assert.equal(refused.headers.get('x-error-code'), 'RATE_LIMITED')
+      assert.match(await refused.text(), /RATE_LIMITED: more long-poll requests from 10\.0\.0\.1/)
+      assert.equal((await send('10.0.0.2')).status, 200, 'another address has its own budget')
+    } finally {
+      await limited.close()
+    }
+  })
+
+  it('leave a poll client refused with 429 to wait and sync, never closing it as final', async () => {
+    const limited = await startServer({ pollRequestsPerSecond: 1 })
+    try {
+      // Spend the address's burst, then connect a client: its first requests are refused, and it waits them out.
+      for (let i = 0; i < 2; i++) await post(limited, 'retry', 'send', encodeFrames([]))
+      const client = connectChannelClient(pollChannel({ maxFailures: 10 }), { serverUrl: limited.url, room: 'retry' })
+      try {
+        await waitFor(() => client.synced, { timeoutMs: 15_000, message: 'the poll client synced after its 429s' })
+        // Refused while opening, the channel closes as a socket that could not connect would (1006), and
+        // the client tries again; once open, a 429 is waited out (Retry-After) within the channel.
+        assert.ok(client.closes.length > 0, 'the first attempts were refused')
+        for (const close of client.closes) assert.equal(close.code, 1006, close.reason)
+        const closes = client.closes.length
+        const refusals = async (): Promise<number> => {
+          const text = await (await fetch(`${limited.http}/metrics`)).text()
+          return Number(/yjs_relay_errors_total\{code="RATE_LIMITED"\} (\d+)/.exec(text)?.[1] ?? 0)
+        }
+        for (let i = 0; i < 2; i++) await post(limited, 'retry', 'send', encodeFrames([]))
+        const before = await refusals()
+        client.text.insert(0, 'sent after a 429')
+        const handle = await limited.server.openRoom('retry')
+        try {
+          await waitFor(() => handle.doc.getText('text').toString() === 'sent after a 429', { timeoutMs: 15_000, message: 'the edit reached the server' })
+        } finally {
+          handle.release()
+        }
+        assert.ok(await refusals() > before, 'a request of the open channel was refused meanwhile')
+        assert.equal(client.closes.length, closes, 'the open channel waited its 429 out without closing')
+      } finally {
+        client.destroy()
+      }
+    } finally {
+      await limited.close()
+    }
+  })
+})
+
 describe('long-poll requests with bad input', () => {
   let server: TestServer
   let storage: MemoryStorage

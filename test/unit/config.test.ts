@@ -23,11 +23,14 @@ describe('config', () => {
     assert.equal(config.demo, true)
     assert.equal(config.logLevel, 'debug')
     assert.equal(parseConfig({ SQLITE_SYNCHRONOUS: 'NORMAL' }).sqliteSynchronous, 'normal')
+    assert.equal(parseConfig({}).pollRequestsPerSecond, 200)
+    assert.equal(parseConfig({}, ['--max-poll-requests-per-second', '50']).pollRequestsPerSecond, 50)
   })
 
   for (const [env, argv, key] of [
     [{ PORT: 'eighty' }, [], 'PORT'],
     [{ PORT: '70000' }, [], 'PORT'],
+    [{ MAX_POLL_REQUESTS_PER_SECOND: '0' }, [], 'MAX_POLL_REQUESTS_PER_SECOND'],
     [{ MAX_CONNECTION_AGE_MS: '-5' }, [], 'MAX_CONNECTION_AGE_MS'],
     [{ DATABASE_URL: 'mysql://x' }, [], 'DATABASE_URL'],
     [{ REDIS_URL: 'not a url' }, [], 'REDIS_URL'],

@@ -6,7 +6,7 @@ import { checkOrigin, clientAddress, ConnectionCounter, normalizeOrigin, validat
 import { createTokenAuthorize, grantsRoom, parseDuration, signToken, tokenOf } from '../../server/auth.js'
 import { ConfigError, KEYS, parseConfig } from '../../server/config.js'
 import { SyncError } from '../../server/errors.js'
-import { TokenBucket } from '../../server/rate-limit.js'
+import { AddressRateLimit, TokenBucket } from '../../server/rate-limit.js'
 
 const SECRET = 'unit-test-secret-0123456789'
 
@@ -139,6 +139,25 @@ describe('token bucket', () => {
     now += 10_000
     for (let i = 0; i < 5; i++) assert.ok(bucket.take())
     assert.ok(!bucket.take())
+  })
+})
+
+describe('per-address rate limit', () => {
+  it('keeps one bucket per address, and forgets a bucket once it would be full again', () => {
+    let now = 0
+    const limit = new AddressRateLimit(10, 5, () => now)
+    for (let i = 0; i < 5; i++) assert.ok(limit.take('a'))
+    assert.ok(!limit.take('a'), 'a spent its burst')
+    assert.ok(limit.take('b'), 'b has its own bucket')
+    assert.equal(limit.size, 2)
+    now += 300
+    assert.ok(limit.take('b'))
+    assert.equal(limit.size, 2, 'a is not full yet: kept')
+    now += 200
+    assert.ok(limit.take('c'))
+    assert.equal(limit.size, 2, 'a, unused for the time a bucket takes to refill, is forgotten; b and c stay')
+    for (let i = 0; i < 5; i++) assert.ok(limit.take('a'), 'a starts again with a full bucket')
+    assert.throws(() => new AddressRateLimit(0, 5), RangeError)
   })
 })
 
