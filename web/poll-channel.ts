@@ -33,9 +33,12 @@ export interface PollChannelOptions {
   readonly maxBatchBytes?: number
 }
 
-/** A request that failed; `close` is the close code to report when it is final (4xx) or null to retry. */
+/**
+ * A request that failed; `close` is the close code to report when it is final (4xx) or null to retry.
+ * `rateLimited`: answered 429, the per-address request limit (the server is there and asks for a pause).
+ */
 class RequestFailure extends Error {
-  constructor (message: string, readonly close: number | null, readonly retryAfterMs: number | null) {
+  constructor (message: string, readonly close: number | null, readonly retryAfterMs: number | null, readonly rateLimited = false) {
     super(message)
   }
 }
@@ -111,12 +114,21 @@ class PollChannel implements Channel {
 
   async #start (): Promise<void> {
     // An empty send checks that the server is there and lets us in, before the provider starts talking.
-    try {
-      await this.#once('send', new Uint8Array(0))
-    } catch (error) {
-      const failure = error instanceof RequestFailure ? error : null
-      this.close(failure?.close ?? 1006, (error as Error).message)
-      return
+    // A 429 says it is there and asks for a pause: waited out, as often as other failures would be retried.
+    for (let refused = 1; ; refused++) {
+      try {
+        await this.#once('send', new Uint8Array(0))
+        break
+      } catch (error) {
+        if (this.#closed) return
+        const failure = error instanceof RequestFailure ? error : null
+        if (failure?.rateLimited === true && refused < this.#maxFailures) {
+          await this.#sleep(failure.retryAfterMs ?? this.#retryDelayMs)
+          continue
+        }
+        this.close(failure?.close ?? 1006, (error as Error).message)
+        return
+      }
     }
     if (this.#state !== 'connecting') return
     this.#state = 'open'
@@ -217,7 +229,7 @@ class PollChannel implements Channel {
         // 429 is the per-address request limit: a neighbour behind the same address may have spent it.
         if (response.status >= 400 && response.status < 500 && response.status !== 429) throw new RequestFailure(message, closeCodeOf(response), null)
         const retryAfter = Number(response.headers.get('retry-after'))
-        throw new RequestFailure(message, null, response.headers.has('retry-after') && Number.isFinite(retryAfter) ? retryAfter * 1000 : null)
+        throw new RequestFailure(message, null, response.headers.has('retry-after') && Number.isFinite(retryAfter) ? retryAfter * 1000 : null, response.status === 429)
       }
       return decodeFrames(new Uint8Array(await response.arrayBuffer()))
     } finally {
