@@ -27,6 +27,11 @@ export class TokenBucket {
     this.#last = now()
   }
 
+  /** When a token was last asked for (ms, on the bucket's clock). */
+  get lastTakeAt (): number {
+    return this.#last
+  }
+
   /** Takes one token; false when the bucket is empty (the caller is over its rate). */
   take (): boolean {
     const now = this.#now()
@@ -47,7 +52,7 @@ export class AddressRateLimit {
   readonly #rate: number
   readonly #burst: number
   readonly #now: () => number
-  readonly #buckets = new Map<string, { bucket: TokenBucket, used: number }>()
+  readonly #buckets = new Map<string, TokenBucket>()
   /** Any bucket unused this long is full again. */
   readonly #refillMs: number
   #sweptAt: number
@@ -71,11 +76,10 @@ export class AddressRateLimit {
     const now = this.#now()
     if (now - this.#sweptAt >= this.#refillMs) {
       this.#sweptAt = now
-      for (const [key, entry] of this.#buckets) if (now - entry.used >= this.#refillMs) this.#buckets.delete(key)
+      for (const [key, bucket] of this.#buckets) if (now - bucket.lastTakeAt >= this.#refillMs) this.#buckets.delete(key)
     }
-    let entry = this.#buckets.get(address)
-    if (entry === undefined) this.#buckets.set(address, entry = { bucket: new TokenBucket(this.#rate, this.#burst, this.#now), used: now })
-    entry.used = now
-    return entry.bucket.take()
+    let bucket = this.#buckets.get(address)
+    if (bucket === undefined) this.#buckets.set(address, bucket = new TokenBucket(this.#rate, this.#burst, this.#now))
+    return bucket.take()
   }
 }
