@@ -114,22 +114,9 @@ class PollChannel implements Channel {
 
   async #start (): Promise<void> {
     // An empty send checks that the server is there and lets us in, before the provider starts talking.
-    // A 429 says it is there and asks for a pause: waited out, as often as other failures would be retried.
-    for (let refused = 1; ; refused++) {
-      try {
-        await this.#once('send', new Uint8Array(0))
-        break
-      } catch (error) {
-        if (this.#closed) return
-        const failure = error instanceof RequestFailure ? error : null
-        if (failure?.rateLimited === true && refused < this.#maxFailures) {
-          await this.#sleep(failure.retryAfterMs ?? this.#retryDelayMs)
-          continue
-        }
-        this.close(failure?.close ?? 1006, (error as Error).message)
-        return
-      }
-    }
+    // Any failure closes the channel as a socket that could not connect (1006), except a 429: the server
+    // is there and asks for a pause, which is waited out.
+    if (await this.#request('send', new Uint8Array(0), (failure) => failure.rateLimited) === null) return
     if (this.#state !== 'connecting') return
     this.#state = 'open'
     this.#events.open()
@@ -185,8 +172,11 @@ class PollChannel implements Channel {
     }
   }
 
-  /** One request with retries; null once the channel is closed (by us, or after too many failures). */
-  async #request (op: 'poll' | 'send', body: Uint8Array): Promise<Uint8Array[] | null> {
+  /**
+   * One request, retrying failures `retryable` accepts (by default every one that is not final);
+   * null once the channel is closed (by us, after a failure not retried, or after too many in a row).
+   */
+  async #request (op: 'poll' | 'send', body: Uint8Array, retryable = (failure: RequestFailure): boolean => failure.close === null): Promise<Uint8Array[] | null> {
     while (this.#state !== 'closed') {
       try {
         const frames = await this.#once(op, body)
@@ -195,8 +185,8 @@ class PollChannel implements Channel {
       } catch (error) {
         if (this.#closed) return null
         const failure = error instanceof RequestFailure ? error : new RequestFailure((error as Error).message, null, null)
-        if (failure.close !== null) {
-          this.close(failure.close, failure.message)
+        if (!retryable(failure)) {
+          this.close(failure.close ?? 1006, failure.message)
           return null
         }
         if (++this.#failures >= this.#maxFailures) {
