@@ -6,7 +6,7 @@ import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
 import * as protocol from './protocol.js'
 import type { Storage } from './storage/storage.js'
-import { addsNothing, isEmptyUpdate, validateUpdate } from './update-validation.js'
+import { admitUpdate, isEmptyUpdate } from './update-validation.js'
 
 /** Transaction origins: who applied what to a room's document. Anything else is a server-side edit. */
 const ORIGIN_LOAD = Symbol('load')
@@ -42,6 +42,9 @@ export interface RoomContext {
 
 export type RoomEvent = 'update' | 'awareness'
 
+/** How often a peer whose updates keep depending on content the room lacks is asked for it. */
+const ASK_INTERVAL_MS = 10_000
+
 /** A client with an empty document: it needs the whole document, the same bytes for every such client. */
 const isEmptyStateVector = (stateVector: Uint8Array): boolean => stateVector.length === 1 && stateVector[0] === 0
 
@@ -68,6 +71,10 @@ export class Room {
   readonly #ctx: RoomContext
   #pending: PendingUpdate[] = []
   #inflight = 0
+  /** How far the updates in `pending` and in flight take each client, beyond what `doc` holds. */
+  #queuedReach = new Map<number, number>()
+  /** When each peer was last asked for content its updates depend on (see #askForMissing). */
+  #askedAt = new WeakMap<Peer, number>()
   #flushWaiters: Array<() => void> = []
   #logRows = 0
   #compacting = false
@@ -193,7 +200,7 @@ export class Room {
           if (!isEmptyUpdate(message.update)) peer.send(protocol.encodePermissionDenied('read-only access'))
           return
         }
-        this.submit(message.update, peer)
+        if (!this.submit(message.update, peer)) this.#askForMissing(peer)
         return
       case 'awareness':
         try {
@@ -227,27 +234,47 @@ export class Room {
 
   /**
    * Queues an update for the next group commit; it is applied and broadcast once stored. `done` is
-   * called after that, or with the error if the commit failed. Throws BAD_UPDATE for an undecodable update.
+   * called after that, or with the error if the commit failed. Returns false, calling nothing, for an
+   * update that depends on content the room does not have (see `admitUpdate`): nothing of it is stored.
+   * Throws BAD_UPDATE for an update that must never be stored.
    */
-  submit (update: Uint8Array, from: Peer | null, done: ((error?: Error) => void) | null = null): void {
-    if (isEmptyUpdate(update)) {
+  submit (update: Uint8Array, from: Peer | null, done: ((error?: Error) => void) | null = null): boolean {
+    const admitted = admitUpdate(this.doc, update, this.#queuedReach)
+    if (admitted === 'incomplete') return false
+    if (admitted === 'known') {
       done?.()
-      return
+      return true
     }
-    if (addsNothing(this.doc, validateUpdate(update))) {
-      done?.()
-      return
-    }
+    for (const [client, clock] of admitted.reach) this.#queuedReach.set(client, clock)
     // Views into a socket's receive buffer must not outlive the message handler.
-    this.#pending.push({ update: update.slice(), from, applied: false, done })
+    this.#pending.push({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done })
     this.#ctx.commits.schedule(this)
+    return true
   }
 
-  /** `submit` as a promise: resolves once the update is stored and visible. */
-  submitAndWait (update: Uint8Array): Promise<void> {
+  /**
+   * `submit` as a promise: resolves to true once the update is stored and visible, or at once to false
+   * if it depends on content the room does not have.
+   */
+  submitAndWait (update: Uint8Array): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.submit(update, null, (error) => error === undefined ? resolve() : reject(error))
+      if (!this.submit(update, null, (error) => error === undefined ? resolve(true) : reject(error))) resolve(false)
     })
+  }
+
+  /**
+   * Asks a peer whose update was refused as incomplete for what the room lacks: sync step 1, which a
+   * client answers with a step 2 holding everything the room's state vector does not cover. Usually the
+   * update raced the client's own step 2, which brings the missing content anyway. A client that lacks
+   * the content itself (it is pending in its document too) is asked again at most every ASK_INTERVAL_MS.
+   */
+  #askForMissing (peer: Peer): void {
+    const now = Date.now()
+    if (now - (this.#askedAt.get(peer) ?? -Infinity) < ASK_INTERVAL_MS) return
+    this.#askedAt.set(peer, now)
+    this.#ctx.log.info({ room: this.name, peer: peer.label }, 'an update depends on content the room does not have; asked the client for it')
+    this.#step1Frame ??= protocol.encodeSyncStep1(Y.encodeStateVector(this.doc))
+    peer.send(this.#step1Frame)
   }
 
   /** Called by the group committer: the updates to store now. */
@@ -286,6 +313,8 @@ export class Room {
       const failure = new SyncError('STORAGE_UNAVAILABLE')
       peer.close(failure.closeCode, failure.message)
     }
+    // The dropped updates will not reach the document: what is still queued is in it already.
+    this.#queuedReach.clear()
     if (this.#pending.length > 0) setTimeout(() => this.#ctx.commits.schedule(this), 1000).unref()
     this.#settle()
   }
@@ -298,6 +327,7 @@ export class Room {
 
   #settle (): void {
     if (this.#pending.length > 0 || this.#inflight > 0) return
+    this.#queuedReach.clear()
     const waiters = this.#flushWaiters
     this.#flushWaiters = []
     for (const resolve of waiters) resolve()

@@ -1,7 +1,9 @@
 /**
  * What the server checks before an update may be stored: that Yjs can decode it, that applying it cannot
- * throw half-way (a stored update that throws would break every later load), and whether it adds anything.
+ * throw half-way (a stored update that throws would break every later load), whether it adds anything,
+ * and that the room's document will stay what every encoding of it says (`admitUpdate`).
  */
+import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { SyncError } from './errors.js'
 
@@ -21,7 +23,8 @@ const MAX_CLOCK = 2 ** 30
  * Some updates decode, yet Yjs throws half-way through applying them (found by the fuzzer): an item whose
  * left or right neighbour or parent is a later item of its own client (Yjs only checks other clients),
  * and a delete range of length 0. Stored, they would fail every load and every compaction of the room.
- * Client ids are 32-bit and clocks count a client's characters: ids past that come from a forger.
+ * Client ids are 32-bit and clocks count a client's characters: ids past that come from a forger, as
+ * does an update that lists one client's structs in two places.
  */
 export const validateUpdate = (update: Uint8Array): DecodedUpdate => {
   let decoded: DecodedUpdate
@@ -31,8 +34,19 @@ export const validateUpdate = (update: Uint8Array): DecodedUpdate => {
     throw new SyncError('BAD_UPDATE', `update cannot be decoded: ${(error as Error).message}`)
   }
   const outOfRange = (client: number, clock: number): boolean => client > MAX_CLIENT || clock > MAX_CLOCK
+  const listed = new Set<number>()
+  let runClient = -1
+  let runEnd = -1
   for (const struct of decoded.structs) {
     const { id } = struct
+    // A client's structs are one run of consecutive clocks. Yjs keeps only the last run it reads for a
+    // client, every other reader (merging, encoding a late joiner's step 2) keeps them all.
+    if (id.client !== runClient || id.clock !== runEnd) {
+      if (listed.has(id.client)) throw new SyncError('BAD_UPDATE', 'update lists a client twice')
+      listed.add(id.client)
+      runClient = id.client
+    }
+    runEnd = id.clock + struct.length
     if (outOfRange(id.client, id.clock + struct.length)) throw new SyncError('BAD_UPDATE', 'update holds an out-of-range id')
     if (!(struct instanceof Y.Item)) continue
     const parent = struct.parent as unknown
@@ -75,4 +89,139 @@ export const addsNothing = (doc: Y.Doc, { structs, ds }: DecodedUpdate): boolean
     }
   }
   return true
+}
+
+/** How far a room's content reaches for `client`: the clock its next struct will have. */
+export type Reach = (client: number) => number
+
+/** What `admitUpdate` makes of an update. */
+export type Admission =
+  /** Store `update` (a new array, or the input itself); afterwards the room reaches `reach` for these clients. */
+  | { readonly update: Uint8Array, readonly reach: ReadonlyMap<number, number> }
+  /** Nothing new: the room holds all of it already. */
+  | 'known'
+  /** It depends on content the room does not hold (see `integrationReach`); nothing of it may be stored. */
+  | 'incomplete'
+
+/**
+ * Decides what of `update` a room stores, given how far the room's content reaches (what its document
+ * holds plus what waits for a commit). Throws BAD_UPDATE for an update that must never be stored.
+ *
+ * Two kinds of update would leave the room's document different from every encoding of it (the update
+ * sent to peers, a late joiner's step 2, the compacted snapshot), so that clients stop converging; the
+ * fuzzer produced both from a write client's frames:
+ * - A struct that starts inside content the room holds. Yjs integrates its tail from where the room's
+ *   content ends, with the room's struct there as left neighbour but with the parent the update names,
+ *   and peers receive it with that neighbour as origin, from which they infer the neighbour's parent. A
+ *   crafted struct names another parent. Such an update is cut to start where the room's content ends,
+ *   which is how every peer will see it. Honest clients send these too (an update resent after a
+ *   reconnect), and lose nothing by the cut.
+ * - A struct or deletion that depends on content the room does not hold. Yjs keeps it aside as pending
+ *   and integrates it once that content arrives, but an encoding of the document merges the pending
+ *   structs in, and a later struct reusing their ids makes the two resolve differently. The room keeps
+ *   nothing pending: such an update is refused, and the client is asked for what is missing.
+ */
+export const admitUpdate = (doc: Y.Doc, update: Uint8Array, queued: ReadonlyMap<number, number>): Admission => {
+  if (isEmptyUpdate(update)) return 'known'
+  let decoded = validateUpdate(update)
+  if (addsNothing(doc, decoded)) return 'known'
+  const held: Reach = (client) => Math.max(Y.getState(doc.store, client), queued.get(client) ?? 0)
+  if (decoded.structs.some((struct) => struct.id.clock < held(struct.id.client))) {
+    update = Y.diffUpdate(update, encodeReach(decoded, held))
+    decoded = Y.decodeUpdate(update)
+  }
+  checkOrigins(doc, decoded)
+  const reach = integrationReach(decoded, held)
+  return reach === null ? 'incomplete' : { update, reach }
+}
+
+/** How many items `checkOrigins` walks from an item's origin towards its right origin before it stops. */
+const ORIGIN_WALK_LIMIT = 1000
+
+/**
+ * Throws BAD_UPDATE for an item whose origins contradict the room's document. A client makes an item
+ * between its left neighbour (origin) and the item right of it (right origin); items made concurrently
+ * come between the two, never around them. An item whose right origin is its origin, or lies left of it,
+ * or in another parent, is forged, and Yjs places it differently depending on the order it integrates
+ * items in: a late joiner's document would differ from the connected clients'. The walk is bounded, so
+ * a right origin farther away than ORIGIN_WALK_LIMIT items is let through unchecked. Origins that are
+ * not in the document yet (later in the update, or waiting for a commit) are not checked.
+ */
+const checkOrigins = (doc: Y.Doc, { structs }: DecodedUpdate): void => {
+  for (const struct of structs) {
+    if (!(struct instanceof Y.Item) || struct.origin === null || struct.rightOrigin === null) continue
+    const { origin, rightOrigin } = struct
+    if (origin.clock >= Y.getState(doc.store, origin.client) || rightOrigin.clock >= Y.getState(doc.store, rightOrigin.client)) continue
+    const left = Y.getItem(doc.store, origin)
+    const right = Y.getItem(doc.store, rightOrigin)
+    // A collected neighbour (its parent was deleted): Yjs collects the new item too, wherever it points.
+    if (!(left instanceof Y.Item) || !(right instanceof Y.Item)) continue
+    if (left === right) {
+      if (rightOrigin.clock <= origin.clock) throw new SyncError('BAD_UPDATE', 'update holds an item whose right origin is not right of its origin')
+      continue
+    }
+    if (left.parent !== right.parent || left.parentSub !== right.parentSub) {
+      throw new SyncError('BAD_UPDATE', 'update holds an item whose origins lie in different parents')
+    }
+    let item = left.right
+    for (let steps = 0; item !== right && item !== null && steps < ORIGIN_WALK_LIMIT; steps++) item = item.right
+    if (item === null) throw new SyncError('BAD_UPDATE', 'update holds an item whose right origin is not right of its origin')
+  }
+}
+
+/** A state vector of the clients `decoded` has structs of, at `held`. */
+const encodeReach = ({ structs }: DecodedUpdate, held: Reach): Uint8Array => {
+  const clients = new Set(structs.map((struct) => struct.id.client))
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, clients.size)
+  for (const client of clients) {
+    encoding.writeVarUint(encoder, client)
+    encoding.writeVarUint(encoder, held(client))
+  }
+  return encoding.toUint8Array(encoder)
+}
+
+/**
+ * Whether Yjs integrates all of `decoded` on top of content reaching `held`, as it would: each struct
+ * continues its client's content without a gap, and its origin, right origin and parent exist by then,
+ * in the room or earlier in the update; each deletion is of content that exists once the structs are in.
+ * Returns how far the update takes each of its clients, or null if some of it would be left pending.
+ */
+export const integrationReach = ({ structs, ds }: DecodedUpdate, held: Reach): Map<number, number> | null => {
+  const reach = new Map<number, number>()
+  const at = (client: number): number => reach.get(client) ?? held(client)
+  const ready = (struct: DecodedUpdate['structs'][number]): boolean => {
+    if (struct instanceof Y.Skip) return true
+    const { client, clock } = struct.id
+    if (clock > at(client)) return false
+    if (!(struct instanceof Y.Item)) return true
+    const parent = struct.parent as unknown
+    for (const ref of [struct.origin, struct.rightOrigin, parent instanceof Y.ID ? parent : null]) {
+      // Refs to a client's own earlier content are there once the gap check passed (validateUpdate).
+      if (ref !== null && ref.client !== client && ref.clock >= at(ref.client)) return false
+    }
+    return true
+  }
+  // Usually one pass: an update's structs come after what they refer to. Another pass only when a struct
+  // refers to a client listed later; a pass that integrates nothing means the rest would stay pending.
+  let waiting = structs
+  while (waiting.length > 0) {
+    const blocked: typeof structs = []
+    const stuck = new Set<number>()
+    for (const struct of waiting) {
+      const { client, clock } = struct.id
+      if (stuck.has(client) || !ready(struct)) {
+        stuck.add(client)
+        blocked.push(struct)
+      } else if (!(struct instanceof Y.Skip)) {
+        reach.set(client, Math.max(at(client), clock + struct.length))
+      }
+    }
+    if (blocked.length === waiting.length) return null
+    waiting = blocked
+  }
+  for (const [client, ranges] of ds.clients) {
+    for (const { clock, len } of ranges) if (clock + len > at(client)) return null
+  }
+  return reach
 }

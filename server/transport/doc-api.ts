@@ -114,7 +114,11 @@ const applyUpdate = async (options: DocApiOptions, request: IncomingMessage, res
   const update = await readBody(request, options.maxBodyBytes)
   if (update.length === 0) throw new SyncError('BAD_UPDATE', 'the request body is empty; send a binary Yjs update')
   validateUpdate(update)
-  await withRoom(options, name, true, (room) => room.submitAndWait(update))
+  await withRoom(options, name, true, async (room) => {
+    if (!await room.submitAndWait(update)) {
+      throw new SyncError('BAD_UPDATE', 'the update depends on content the room does not have; send it together with that content')
+    }
+  })
   sendJson(response, 200, { room: name, bytes: update.length })
 }
 

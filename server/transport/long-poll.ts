@@ -167,18 +167,21 @@ export class LongPollTransport {
 
   async #send (room: Room, messages: readonly SendMessage[], access: Access, response: ServerResponse): Promise<void> {
     const replies: Uint8Array[] = []
-    const commits: Array<Promise<void>> = []
+    const commits: Array<Promise<boolean>> = []
     for (const message of messages) {
       if (message.type === 'awareness') room.applyAwareness(message.update)
       else if (message.type === 'sync-step2' || message.type === 'sync-update') {
         if (access.mode === 'write') commits.push(room.submitAndWait(message.update))
       }
     }
+    let stored: boolean[]
     try {
-      await Promise.all(commits)
+      stored = await Promise.all(commits)
     } catch (error) {
       throw error instanceof SyncError ? error : new SyncError('STORAGE_UNAVAILABLE', (error as Error).message)
     }
+    // An update that depends on content the room lacks was refused: ask the client for that content.
+    if (stored.includes(false)) replies.push(protocol.encodeSyncStep1(Y.encodeStateVector(room.doc)))
     // Answered after the commits, so that a step 2 in the reply holds the client's own updates too.
     for (const message of messages) {
       switch (message.type) {

@@ -101,6 +101,53 @@ describe('bad input', () => {
     await stillHealthy()
   })
 
+  it('asks a socket whose update depends on content the room lacks for that content, stores nothing of it until it comes, and keeps the socket', async () => {
+    const watcher = connectClient(server.url, 'incomplete')
+    clients.push(watcher)
+    await synced(watcher)
+    const first = new Y.Doc()
+    first.clientID = 1
+    first.getText('text').insert(0, 'a')
+    const second = new Y.Doc()
+    Y.applyUpdate(second, Y.encodeStateAsUpdate(first))
+    second.clientID = 2
+    second.getText('text').insert(1, 'b')
+    const dependent = Y.encodeStateAsUpdate(second, Y.encodeStateVector(first))
+    const raw = await openRaw(server.url, 'incomplete')
+    const stepOnes = (): number => raw.frames.filter((f) => protocol.decodeMessage(f).type === 'sync-step1').length
+    await waitFor(() => stepOnes() === 1, { message: 'the step 1 every joiner gets' })
+    raw.send(protocol.encodeSyncUpdate(dependent))
+    await waitFor(() => stepOnes() === 2, { message: 'a second step 1: the server asking for what it lacks' })
+    const room = server.server.loadedRoom('incomplete')!
+    await room.flushed()
+    assert.equal((await storage.load('incomplete')).updates.length, 0, 'nothing was stored')
+    assert.equal(room.doc.getText('text').toString(), '')
+    assert.equal(room.doc.store.pendingStructs, null, 'nothing waits in the document either')
+    // The client answers with everything, as a stock client answers a step 1.
+    raw.send(protocol.encodeSyncStep2(Y.encodeStateAsUpdate(second)))
+    await waitFor(() => watcher.text.toString() === 'ab', { message: 'the content reaching the watcher' })
+    assert.equal(raw.ws.readyState, raw.ws.OPEN)
+    raw.ws.close()
+    const late = connectClient(server.url, 'incomplete')
+    clients.push(late)
+    await synced(late)
+    assert.equal(late.text.toString(), 'ab')
+    await stillHealthy()
+  })
+
+  it('closes a socket that sends an item whose right origin is not right of its origin with 4422', async () => {
+    // Text content the room holds: client a's first character, named as both origins of a new item.
+    const origin = Y.createID(a.doc.clientID, 0)
+    const encoder = encoding.createEncoder()
+    for (const n of [1, 1, 77, 0]) encoding.writeVarUint(encoder, n)
+    encoding.writeUint8(encoder, 0x84 | 0x40)
+    for (const n of [origin.client, origin.clock, origin.client, origin.clock]) encoding.writeVarUint(encoder, n)
+    encoding.writeVarString(encoder, 'X')
+    encoding.writeVarUint(encoder, 0)
+    await attack('contradicting origins', [protocol.encodeSyncUpdate(encoding.toUint8Array(encoder))], 4422)
+    assert.ok(!a.text.toString().includes('X'))
+  })
+
   it('closes a socket that sends an unreadable state vector or awareness update with 4400', async () => {
     await attack('bad state vector', [frame((e) => { encoding.writeVarUint(e, 0); encoding.writeVarUint(e, 0); encoding.writeVarUint8Array(e, Uint8Array.of(3, 0x80)) })], 4400)
     await attack('bad awareness', [frame((e) => { encoding.writeVarUint(e, 1); encoding.writeVarUint8Array(e, Uint8Array.of(1, 5, 1, 3, 0x7b, 0x7b, 0x7b)) })], 4400)

@@ -137,6 +137,21 @@ describe('document API', () => {
     assert.equal(after.text, 'hello')
   })
 
+  it('refuses an update that depends on content the room does not have with 422, and applies nothing', async () => {
+    const first = new Y.Doc()
+    first.getText('text').insert(0, 'elsewhere ')
+    const second = new Y.Doc()
+    Y.applyUpdate(second, Y.encodeStateAsUpdate(first))
+    second.getText('text').insert(10, 'dependent')
+    const dependent = Y.encodeStateAsUpdate(second, Y.encodeStateVector(first))
+    const response = await fetch(`${base}/posted/update`, { method: 'POST', headers: writer, body: dependent })
+    assert.equal(response.status, 422)
+    const body = await json(response)
+    assert.equal(body.error, 'BAD_UPDATE')
+    assert.match(body.message, /depends on content the room does not have/)
+    assert.equal((await json(await fetch(`${base}/posted`, { headers: reader }))).text, 'hello')
+  })
+
   it('refuses other methods with 405 and an Allow header', async () => {
     const response = await fetch(`${base}/posted`, { method: 'DELETE', headers: writer })
     assert.equal(response.status, 405)

@@ -139,6 +139,24 @@ describe('long-polling clients', () => {
     assert.deepEqual(messages.map((m) => m.type), ['sync-step2', 'sync-step1'])
   })
 
+  it('answer an update that depends on content the room lacks with the server\'s step 1, and store nothing of it', async () => {
+    const first = new Y.Doc()
+    first.getText('text').insert(0, 'a')
+    const second = new Y.Doc()
+    Y.applyUpdate(second, Y.encodeStateAsUpdate(first))
+    second.getText('text').insert(1, 'b')
+    const dependent = Y.encodeStateAsUpdate(second, Y.encodeStateVector(first))
+    const res = await post(server, 'dependent', 'send', encodeFrames([protocol.encodeSyncUpdate(dependent)]))
+    assert.equal(res.status, 200)
+    const messages = decodeFrames(new Uint8Array(await res.arrayBuffer())).map(protocol.decodeMessage)
+    assert.deepEqual(messages.map((m) => m.type), ['sync-step1'])
+    assert.equal(server.server.loadedRoom('dependent')?.doc.getText('text').toString() ?? '', '')
+    // What the client sends once asked: everything the room's state vector does not cover.
+    const answer = await post(server, 'dependent', 'send', encodeFrames([protocol.encodeSyncStep2(Y.encodeStateAsUpdate(second))]))
+    assert.equal(answer.status, 200)
+    assert.equal(server.server.loadedRoom('dependent')?.doc.getText('text').toString(), 'ab')
+  })
+
   it('echo a send\'s awareness in its answer, as a socket echoes it', async () => {
     const awareness = new awarenessProtocol.Awareness(new Y.Doc())
     awareness.setLocalStateField('user', 'echo')

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { SyncError } from '../../server/errors.js'
-import { validateUpdate } from '../../server/update-validation.js'
+import { admitUpdate, validateUpdate } from '../../server/update-validation.js'
 
 const badUpdate = (error: unknown): boolean => error instanceof SyncError && error.code === 'BAD_UPDATE'
 
@@ -35,6 +36,14 @@ describe('validateUpdate', () => {
     assert.throws(() => validateUpdate(hugeClock), badUpdate)
   })
 
+  it('refuses an update that lists one client in two places', () => {
+    // two runs of structs for client 5, both from clock 0: "x" and "y" at the start of root type "t"
+    const run = (char: number): number[] => [1, 5, 0, 4, 1, 1, 0x74, 1, char]
+    const update = new Uint8Array([2, ...run(0x78), ...run(0x79), 0])
+    assert.equal(Y.decodeUpdate(update).structs.length, 2)
+    assert.throws(() => validateUpdate(update), (error) => badUpdate(error) && /lists a client twice/.test((error as Error).message))
+  })
+
   it('accepts what real documents produce', () => {
     const doc = new Y.Doc()
     const updates: Uint8Array[] = []
@@ -47,5 +56,138 @@ describe('validateUpdate', () => {
     doc.getArray('a').delete(0, 2)
     doc.getMap('m').set('k', new Y.Text('nested'))
     for (const update of [...updates, Y.encodeStateAsUpdate(doc)]) validateUpdate(update)
+  })
+})
+
+/** A document of one client, with `edit` applied: its whole state as one update. */
+const madeBy = (client: number, edit: (doc: Y.Doc) => void, base?: Uint8Array): Uint8Array => {
+  const doc = new Y.Doc()
+  if (base !== undefined) Y.applyUpdate(doc, base)
+  // Set after the base: Yjs picks a new id for a document that receives content under its own.
+  doc.clientID = client
+  edit(doc)
+  return base === undefined ? Y.encodeStateAsUpdate(doc) : Y.encodeStateAsUpdate(doc, Y.encodeStateVectorFromUpdate(base))
+}
+
+/** A room's document, a peer fed the room's update events (what the server broadcasts), and a late joiner. */
+const room = (): { doc: Y.Doc, peer: Y.Doc, late: () => Y.Doc } => {
+  const doc = new Y.Doc()
+  const peer = new Y.Doc()
+  doc.on('update', (update: Uint8Array) => Y.applyUpdate(peer, update))
+  return {
+    doc,
+    peer,
+    late: () => {
+      const late = new Y.Doc()
+      Y.applyUpdate(late, Y.encodeStateAsUpdate(doc))
+      return late
+    },
+  }
+}
+
+const shape = (doc: Y.Doc): unknown => ({ meta: doc.getMap('meta').toJSON(), list: doc.getArray('list').toJSON(), text: doc.getText('text').toString() })
+
+/** An update of one string item by `client`, between `origin` and `right`, encoded by hand as a forger would. */
+const forgedItem = (client: number, origin: Y.ID, right: Y.ID, text: string): Uint8Array => {
+  const encoder = encoding.createEncoder()
+  for (const n of [1, 1, client, 0]) encoding.writeVarUint(encoder, n)
+  encoding.writeUint8(encoder, 0x84 | 0x40) // string content, with an origin and a right origin
+  for (const n of [origin.client, origin.clock, right.client, right.clock]) encoding.writeVarUint(encoder, n)
+  encoding.writeVarString(encoder, text)
+  encoding.writeVarUint(encoder, 0)
+  return encoding.toUint8Array(encoder)
+}
+
+/** Found by the fuzzer: updates Yjs applies, after which the room's document and its encodings differ. */
+describe('admitUpdate', () => {
+  const none = new Map<number, number>()
+  const admitted = (doc: Y.Doc, update: Uint8Array, queued = none): Uint8Array => {
+    const admission = admitUpdate(doc, update, queued)
+    assert.ok(typeof admission !== 'string', `admitted, not ${String(admission)}`)
+    return admission.update
+  }
+
+  it('cuts a struct that starts inside content the room holds, so that the room and its peers agree', () => {
+    // The room holds client 7's clock 0: meta.k = 1. A forged update reuses clock 0 and adds clock 1: "ab" in text.
+    const stored = madeBy(7, (doc) => doc.getMap('meta').set('k', 1))
+    const forged = madeBy(7, (doc) => doc.getText('text').insert(0, 'ab'))
+    const unchecked = room()
+    Y.applyUpdate(unchecked.doc, stored)
+    Y.applyUpdate(unchecked.doc, forged)
+    assert.notDeepEqual(shape(unchecked.peer), shape(unchecked.doc), 'as sent, the update splits the room from its peers')
+
+    const { doc, peer, late } = room()
+    Y.applyUpdate(doc, admitted(doc, stored))
+    const cut = admitted(doc, forged)
+    assert.notEqual(cut, forged)
+    const [struct] = Y.decodeUpdate(cut).structs
+    assert.deepEqual([struct!.id.clock, struct!.length], [1, 1], 'only clock 1 remains, continuing what the room holds')
+    Y.applyUpdate(doc, cut)
+    // Its left neighbour is meta.k, so it is meta.k's new value: for the room, its peers and late joiners.
+    assert.deepEqual(shape(doc), { meta: { k: 'b' }, list: [], text: '' })
+    assert.deepEqual(shape(peer), shape(doc))
+    assert.deepEqual(shape(late()), shape(doc))
+  })
+
+  it('refuses an update that depends on content the room does not have, and admits it once that content is queued', () => {
+    const a = madeBy(1, (doc) => doc.getText('text').insert(0, 'a'))
+    const b = madeBy(2, (doc) => doc.getText('text').insert(1, 'b'), a)
+    const { doc } = room()
+    assert.equal(admitUpdate(doc, b, none), 'incomplete')
+    const first = admitUpdate(doc, a, none)
+    assert.ok(typeof first !== 'string')
+    assert.deepEqual([...first.reach], [[1, 1]])
+    admitted(doc, b, new Map(first.reach))
+    // A deletion of content the room does not have would be kept pending too.
+    const deletesUnknown = madeBy(2, (d) => d.getText('text').delete(0, 1), a)
+    assert.equal(admitUpdate(doc, deletesUnknown, none), 'incomplete')
+    assert.equal(doc.store.pendingStructs, null)
+  })
+
+  it('refuses a struct that would wait for missing content, before a later update can reuse its id: the case the fuzzer found', () => {
+    const x = madeBy(5, (doc) => doc.getText('text').insert(0, 'x'))
+    const n = madeBy(9, (doc) => doc.getText('text').insert(1, 'n'), x)
+    // Client 5's clocks 1-2 go between x and client 9's n, which the room lacks; clocks 3-4 go first.
+    const both = Y.mergeUpdates([x, n])
+    const waiting = madeBy(5, (doc) => {
+      doc.getText('text').insert(1, 'ab')
+      doc.getText('text').insert(0, 'cd')
+    }, both)
+    // Then clocks 1-2 again, other content that the room can place.
+    const reused = madeBy(5, (doc) => doc.getText('text').insert(1, 'yz'), x)
+
+    const unchecked = room()
+    for (const update of [x, waiting, reused]) Y.applyUpdate(unchecked.doc, update)
+    assert.equal(unchecked.doc.getText('text').toString(), 'xyz')
+    assert.equal(unchecked.late().getText('text').toString(), 'cdxyz', 'as sent, a late joiner gets clocks 3-4, the room and its peers do not')
+
+    const { doc, peer, late } = room()
+    Y.applyUpdate(doc, admitted(doc, x))
+    assert.equal(admitUpdate(doc, waiting, none), 'incomplete')
+    Y.applyUpdate(doc, admitted(doc, reused))
+    assert.equal(doc.store.pendingStructs, null)
+    assert.equal(doc.getText('text').toString(), 'xyz')
+    assert.deepEqual(shape(peer), shape(doc))
+    assert.deepEqual(shape(late()), shape(doc))
+  })
+
+  it('refuses an item whose right origin is its origin, lies left of it, or in another parent', () => {
+    const { doc } = room()
+    Y.applyUpdate(doc, madeBy(1, (d) => {
+      d.getText('text').insert(0, 'abcdef')
+      d.getArray('list').insert(0, ['x', 'y'])
+    }))
+    const id = (clock: number): Y.ID => Y.createID(1, clock)
+    const refused = (update: Uint8Array, reason: RegExp): void => {
+      assert.throws(() => admitUpdate(doc, update, none), (error) => badUpdate(error) && reason.test((error as Error).message))
+    }
+    refused(forgedItem(2, id(3), id(3), 'X'), /not right of its origin/)
+    refused(forgedItem(2, id(4), id(1), 'X'), /not right of its origin/)
+    refused(forgedItem(2, id(2), id(6), 'X'), /different parents/)
+    // Between neighbours, and around content made concurrently, as real clients do.
+    admitted(doc, forgedItem(2, id(2), id(3), 'X'))
+    const concurrent = madeBy(3, (d) => d.getText('text').insert(3, 'C'), Y.encodeStateAsUpdate(doc))
+    Y.applyUpdate(doc, admitted(doc, concurrent))
+    admitted(doc, forgedItem(2, id(2), id(3), 'X'))
   })
 })
