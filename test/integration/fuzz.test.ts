@@ -6,18 +6,19 @@ import { runScenario } from '../fuzz/scenario.js'
 const MEMORY_BOUND_MB = 256
 
 describe('fuzzing the wire protocol', () => {
-  it('100,000 mutated frames over several sockets: the process lives, memory stays bounded, clients converge, the document reloads', { timeout: 180_000 }, async () => {
+  it('100,000 mutated frames over several sockets: the process lives, memory stays bounded, clients converge, a late joiner and a restarted server give what they hold', { timeout: 180_000 }, async () => {
     const seed = Number(process.env.FUZZ_SEED ?? 20261128)
     const report = await runScenario({ seed, frames: 100_000, connections: 6 })
     const summary = `seed ${seed}: ${report.fuzz.sent} frames over ${report.fuzz.sockets} sockets in ${report.fuzz.ms} ms, ` +
-      `closes ${JSON.stringify(report.fuzz.closes)}, late joiner ${report.roundTrips ? 'equals' : 'DIFFERS FROM (known Yjs issue, see README)'} the connected clients, RSS ${report.startRssMb.toFixed(0)} -> peak ${report.peakRssMb.toFixed(0)} MB, ${report.edits} client edits`
+      `closes ${JSON.stringify(report.fuzz.closes)}, late joiner ${report.roundTrips ? 'equals' : 'DIFFERS FROM'} the connected clients, RSS ${report.startRssMb.toFixed(0)} -> peak ${report.peakRssMb.toFixed(0)} MB, ${report.edits} client edits`
     process.stdout.write(`# ${summary}\n`)
     assert.equal(report.fuzz.sent, 100_000)
     assert.ok(report.fuzz.sockets > 6, 'bad frames closed sockets, and new ones took over')
     assert.ok(report.alive, `the server process died (${summary})`)
     assert.ok(report.peakRssMb < MEMORY_BOUND_MB, `peak RSS ${report.peakRssMb.toFixed(0)} MB over ${MEMORY_BOUND_MB} MB (${summary})`)
     assert.ok(report.edits > 0)
-    // After kill -9 and a restart, a joiner gets exactly what a joiner got from the live server.
+    // A late joiner, and after kill -9 and a restart a fresh one, get exactly what the clients hold.
+    assert.ok(report.roundTrips, `a late joiner got other content than the connected clients (${summary})`)
     assert.ok(report.reloaded)
     assert.deepEqual(report.errors.map((line) => line.message), [], `the server logged errors (${summary})`)
   })
