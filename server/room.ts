@@ -299,11 +299,18 @@ export class Room {
     this.#settle()
   }
 
-  /** Called by the group committer when storing `batch` failed: nothing of it was applied or sent. */
+  /**
+   * Called by the group committer when storing `batch` failed: nothing of it, nor of what was queued
+   * after it, is applied or sent.
+   */
   commitFailed (batch: readonly PendingUpdate[], error: Error): void {
     this.#inflight -= batch.length
+    // Updates queued while the batch was in flight were admitted on top of it (admitUpdate): they may
+    // depend on it, so they fail with it.
+    const later = this.#pending.filter((item) => !item.applied)
+    this.#pending = this.#pending.filter((item) => item.applied)
     const senders = new Set<Peer>()
-    for (const item of batch) {
+    for (const item of [...batch, ...later]) {
       if (item.from !== null) senders.add(item.from)
       if (item.applied) this.#pending.push(item)
       item.done?.(new SyncError('STORAGE_UNAVAILABLE', error.message))
@@ -313,7 +320,7 @@ export class Room {
       const failure = new SyncError('STORAGE_UNAVAILABLE')
       peer.close(failure.closeCode, failure.message)
     }
-    // The dropped updates will not reach the document: what is still queued is in it already.
+    // What is still queued is in the document already (server-side edits).
     this.#queuedReach.clear()
     if (this.#pending.length > 0) setTimeout(() => this.#ctx.commits.schedule(this), 1000).unref()
     this.#settle()
