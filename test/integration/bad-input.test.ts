@@ -9,6 +9,7 @@ import { connectClient, converged, synced, type Client } from '../helpers/client
 import { openRaw } from '../helpers/raw-socket.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { rng } from '../helpers/tokens.js'
+import { dependentUpdates } from '../helpers/updates.js'
 import { waitFor } from '../helpers/wait.js'
 
 const frame = (...parts: Array<(e: encoding.Encoder) => void>): Uint8Array => {
@@ -105,14 +106,7 @@ describe('bad input', () => {
     const watcher = connectClient(server.url, 'incomplete')
     clients.push(watcher)
     await synced(watcher)
-    const first = new Y.Doc()
-    first.clientID = 1
-    first.getText('text').insert(0, 'a')
-    const second = new Y.Doc()
-    Y.applyUpdate(second, Y.encodeStateAsUpdate(first))
-    second.clientID = 2
-    second.getText('text').insert(1, 'b')
-    const dependent = Y.encodeStateAsUpdate(second, Y.encodeStateVector(first))
+    const { second: dependent, both } = dependentUpdates('a', 'b')
     const raw = await openRaw(server.url, 'incomplete')
     const stepOnes = (): number => raw.frames.filter((f) => protocol.decodeMessage(f).type === 'sync-step1').length
     await waitFor(() => stepOnes() === 1, { message: 'the step 1 every joiner gets' })
@@ -124,7 +118,7 @@ describe('bad input', () => {
     assert.equal(room.doc.getText('text').toString(), '')
     assert.equal(room.doc.store.pendingStructs, null, 'nothing waits in the document either')
     // The client answers with everything, as a stock client answers a step 1.
-    raw.send(protocol.encodeSyncStep2(Y.encodeStateAsUpdate(second)))
+    raw.send(protocol.encodeSyncStep2(both))
     await waitFor(() => watcher.text.toString() === 'ab', { message: 'the content reaching the watcher' })
     assert.equal(raw.ws.readyState, raw.ws.OPEN)
     raw.ws.close()

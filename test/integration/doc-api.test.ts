@@ -6,6 +6,7 @@ import { createLogger } from '../../server/log.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
 import { SyncServer } from '../../server/sync-server.js'
 import { connectClient, synced, type Client } from '../helpers/clients.js'
+import { dependentUpdates } from '../helpers/updates.js'
 import { waitFor } from '../helpers/wait.js'
 
 /** One update that creates a text, a map, an array and an XML fragment. */
@@ -138,12 +139,7 @@ describe('document API', () => {
   })
 
   it('refuses an update that depends on content the room does not have with 422, and applies nothing', async () => {
-    const first = new Y.Doc()
-    first.getText('text').insert(0, 'elsewhere ')
-    const second = new Y.Doc()
-    Y.applyUpdate(second, Y.encodeStateAsUpdate(first))
-    second.getText('text').insert(10, 'dependent')
-    const dependent = Y.encodeStateAsUpdate(second, Y.encodeStateVector(first))
+    const { second: dependent } = dependentUpdates('elsewhere ', 'dependent')
     const response = await fetch(`${base}/posted/update`, { method: 'POST', headers: writer, body: dependent })
     assert.equal(response.status, 422)
     const body = await json(response)

@@ -11,6 +11,7 @@ import { pollChannel } from '../../web/poll-channel.js'
 import { connectChannelClient, type ChannelClient } from '../helpers/channel-client.js'
 import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
 import { startServer, type TestServer } from '../helpers/server.js'
+import { dependentUpdates } from '../helpers/updates.js'
 import { waitFor } from '../helpers/wait.js'
 
 const post = (server: TestServer, room: string, op: string, body: Uint8Array, query = ''): Promise<Response> =>
@@ -140,19 +141,14 @@ describe('long-polling clients', () => {
   })
 
   it('answer an update that depends on content the room lacks with the server\'s step 1, and store nothing of it', async () => {
-    const first = new Y.Doc()
-    first.getText('text').insert(0, 'a')
-    const second = new Y.Doc()
-    Y.applyUpdate(second, Y.encodeStateAsUpdate(first))
-    second.getText('text').insert(1, 'b')
-    const dependent = Y.encodeStateAsUpdate(second, Y.encodeStateVector(first))
+    const { second: dependent, both } = dependentUpdates('a', 'b')
     const res = await post(server, 'dependent', 'send', encodeFrames([protocol.encodeSyncUpdate(dependent)]))
     assert.equal(res.status, 200)
     const messages = decodeFrames(new Uint8Array(await res.arrayBuffer())).map(protocol.decodeMessage)
     assert.deepEqual(messages.map((m) => m.type), ['sync-step1'])
     assert.equal(server.server.loadedRoom('dependent')?.doc.getText('text').toString() ?? '', '')
     // What the client sends once asked: everything the room's state vector does not cover.
-    const answer = await post(server, 'dependent', 'send', encodeFrames([protocol.encodeSyncStep2(Y.encodeStateAsUpdate(second))]))
+    const answer = await post(server, 'dependent', 'send', encodeFrames([protocol.encodeSyncStep2(both)]))
     assert.equal(answer.status, 200)
     assert.equal(server.server.loadedRoom('dependent')?.doc.getText('text').toString(), 'ab')
   })

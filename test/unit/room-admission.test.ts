@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import * as Y from 'yjs'
 import { SyncError } from '../../server/errors.js'
 import { GroupCommitter } from '../../server/committer.js'
 import { createLogger } from '../../server/log.js'
@@ -9,19 +8,8 @@ import { decodeMessage } from '../../server/protocol.js'
 import { Room } from '../../server/room.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
 import type { AppendEntry, Storage } from '../../server/storage/storage.js'
+import { dependentUpdates } from '../helpers/updates.js'
 import { waitFor } from '../helpers/wait.js'
-
-/** Client 1 types "a"; client 2, having it, types "b" after it: the second update depends on the first. */
-const chain = (): { first: Uint8Array, second: Uint8Array } => {
-  const one = new Y.Doc()
-  one.clientID = 1
-  one.getText('text').insert(0, 'a')
-  const two = new Y.Doc()
-  Y.applyUpdate(two, Y.encodeStateAsUpdate(one))
-  two.clientID = 2
-  two.getText('text').insert(1, 'b')
-  return { first: Y.encodeStateAsUpdate(one), second: Y.encodeStateAsUpdate(two, Y.encodeStateVector(one)) }
-}
 
 interface GatedStorage extends Storage {
   /** Every commit so far; while `held`, each waits until the test settles it. */
@@ -65,7 +53,7 @@ describe('a room admitting updates', () => {
   it('admits an update that continues one still waiting for its commit, and applies both in order', async () => {
     const storage = gatedStorage()
     const room = await newRoom(storage)
-    const { first, second } = chain()
+    const { first, second } = dependentUpdates()
     const stored = [room.submitAndWait(first)]
     await waitFor(() => storage.commits.length === 1, { message: 'the first update in flight' })
     stored.push(room.submitAndWait(second))
@@ -81,7 +69,7 @@ describe('a room admitting updates', () => {
   it('fails the updates queued on top of a commit that failed, so that nothing waits in the document', async () => {
     const storage = gatedStorage()
     const room = await newRoom(storage)
-    const { first, second } = chain()
+    const { first, second } = dependentUpdates()
     const sender = peer()
     room.join(sender)
     const one = room.submitAndWait(first)
@@ -100,7 +88,7 @@ describe('a room admitting updates', () => {
 
   it('asks a peer whose update depends on missing content for it, at most once per interval, without closing it', async () => {
     const room = await newRoom(new MemoryStorage())
-    const { first, second } = chain()
+    const { second, both } = dependentUpdates()
     const client = peer()
     room.join(client)
     const stepOnes = (): number => client.frames.filter((frame) => decodeMessage(frame).type === 'sync-step1').length
@@ -109,7 +97,7 @@ describe('a room admitting updates', () => {
     room.receive(client, { type: 'sync-update', update: second })
     assert.equal(stepOnes(), 2, 'asked once')
     assert.deepEqual(client.closes, [])
-    room.receive(client, { type: 'sync-step2', update: Y.mergeUpdates([first, second]) })
+    room.receive(client, { type: 'sync-step2', update: both })
     await room.flushed()
     assert.equal(room.doc.getText('text').toString(), 'ab')
     room.destroy()
