@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Bus, BusMessage, BusSubscription } from './bus/bus.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
+import { PendingUpdates, type PendingUpdate } from './pending-updates.js'
 import * as protocol from './protocol.js'
 import type { Storage } from './storage/storage.js'
 import { admitUpdate, isEmptyUpdate } from './update-validation.js'
@@ -15,16 +16,6 @@ const ORIGIN_BUS = Symbol('bus')
 const ORIGIN_CLOSE = 'close'
 /** Awareness from a client that is not a joined peer (a long-poll request): published like a peer's. */
 const ORIGIN_CLIENT = Symbol('client')
-
-/** An update waiting for its commit. */
-export interface PendingUpdate {
-  readonly update: Uint8Array
-  /** The peer that sent it; closed if the commit fails, so that it resyncs. */
-  readonly from: Peer | null
-  /** Already in the document (a server-side edit): commit, then broadcast, but do not apply again. */
-  readonly applied: boolean
-  readonly done: ((error?: Error) => void) | null
-}
 
 /** The group committer, as a room sees it. */
 export interface CommitQueue {
@@ -69,13 +60,9 @@ export class Room {
   idleTimer: NodeJS.Timeout | null = null
 
   readonly #ctx: RoomContext
-  #pending: PendingUpdate[] = []
-  #inflight = 0
-  /** How far the updates in `pending` and in flight take each client, beyond what `doc` holds. */
-  #queuedReach = new Map<number, number>()
+  readonly #pending = new PendingUpdates()
   /** When each peer was last asked for content its updates depend on (see #askForMissing). */
   #askedAt = new WeakMap<Peer, number>()
-  #flushWaiters: Array<() => void> = []
   #logRows = 0
   #compacting = false
   #subscription: BusSubscription | null = null
@@ -239,15 +226,14 @@ export class Room {
    * Throws BAD_UPDATE for an update that must never be stored.
    */
   submit (update: Uint8Array, from: Peer | null, done: ((error?: Error) => void) | null = null): boolean {
-    const admitted = admitUpdate(this.doc, update, this.#queuedReach)
+    const admitted = admitUpdate(this.doc, update, this.#pending.reach)
     if (admitted === 'incomplete') return false
     if (admitted === 'known') {
       done?.()
       return true
     }
-    for (const [client, clock] of admitted.reach) this.#queuedReach.set(client, clock)
     // Views into a socket's receive buffer must not outlive the message handler.
-    this.#pending.push({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done })
+    this.#pending.add({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done }, admitted.reach)
     this.#ctx.commits.schedule(this)
     return true
   }
@@ -279,15 +265,11 @@ export class Room {
 
   /** Called by the group committer: the updates to store now. */
   takePending (): PendingUpdate[] {
-    const batch = this.#pending
-    this.#pending = []
-    this.#inflight += batch.length
-    return batch
+    return this.#pending.take()
   }
 
   /** Called by the group committer once `batch` is stored. */
   committed (batch: readonly PendingUpdate[]): void {
-    this.#inflight -= batch.length
     this.#logRows += batch.length
     if (!this.#destroyed) {
       const fresh = batch.filter((item) => !item.applied)
@@ -296,7 +278,7 @@ export class Room {
     }
     for (const item of batch) item.done?.()
     if (this.#logRows >= this.#ctx.compactAfterRows) this.#scheduleCompaction()
-    this.#settle()
+    this.#pending.stored(batch)
   }
 
   /**
@@ -304,15 +286,9 @@ export class Room {
    * after it, is applied or sent.
    */
   commitFailed (batch: readonly PendingUpdate[], error: Error): void {
-    this.#inflight -= batch.length
-    // Updates queued while the batch was in flight were admitted on top of it (admitUpdate): they may
-    // depend on it, so they fail with it.
-    const later = this.#pending.filter((item) => !item.applied)
-    this.#pending = this.#pending.filter((item) => item.applied)
     const senders = new Set<Peer>()
-    for (const item of [...batch, ...later]) {
+    for (const item of this.#pending.fail(batch)) {
       if (item.from !== null) senders.add(item.from)
-      if (item.applied) this.#pending.push(item)
       item.done?.(new SyncError('STORAGE_UNAVAILABLE', error.message))
     }
     // The senders still hold their edits: closed, they reconnect and send them again in sync step 2.
@@ -320,24 +296,13 @@ export class Room {
       const failure = new SyncError('STORAGE_UNAVAILABLE')
       peer.close(failure.closeCode, failure.message)
     }
-    // What is still queued is in the document already (server-side edits).
-    this.#queuedReach.clear()
-    if (this.#pending.length > 0) setTimeout(() => this.#ctx.commits.schedule(this), 1000).unref()
-    this.#settle()
+    if (this.#pending.queued > 0) setTimeout(() => this.#ctx.commits.schedule(this), 1000).unref()
+    this.#pending.settle()
   }
 
   /** Resolves when every update submitted so far is committed (or failed). */
   flushed (): Promise<void> {
-    if (this.#pending.length === 0 && this.#inflight === 0) return Promise.resolve()
-    return new Promise((resolve) => this.#flushWaiters.push(resolve))
-  }
-
-  #settle (): void {
-    if (this.#pending.length > 0 || this.#inflight > 0) return
-    this.#queuedReach.clear()
-    const waiters = this.#flushWaiters
-    this.#flushWaiters = []
-    for (const resolve of waiters) resolve()
+    return this.#pending.flushed()
   }
 
   /** Calls `listener` after every update or awareness change that reached local peers. */
@@ -355,7 +320,7 @@ export class Room {
       return
     }
     // A server-side edit (embedding API): it is in the document already; store it, then send it.
-    this.#pending.push({ update, from: null, applied: true, done: null })
+    this.#pending.add({ update, from: null, applied: true, done: null })
     this.#ctx.commits.schedule(this)
   }
 

@@ -1,0 +1,85 @@
+import type { Peer } from './peer.js'
+
+/** An update waiting for its commit. */
+export interface PendingUpdate {
+  readonly update: Uint8Array
+  /** The peer that sent it; closed if the commit fails, so that it resyncs. */
+  readonly from: Peer | null
+  /** Already in the document (a server-side edit): commit, then broadcast, but do not apply again. */
+  readonly applied: boolean
+  readonly done: ((error?: Error) => void) | null
+}
+
+/**
+ * One room's updates between admission and their commit: queued, then in flight (taken by the group
+ * committer), then stored or failed. It knows how far they take each client beyond the room's document,
+ * which is what admission checks the next update against, and resolves `flushed` once none is left.
+ */
+export class PendingUpdates {
+  #queued: PendingUpdate[] = []
+  #inflight = 0
+  readonly #reach = new Map<number, number>()
+  #flushWaiters: Array<() => void> = []
+
+  /** How far the queued and in-flight updates take each client they extend. */
+  get reach (): ReadonlyMap<number, number> {
+    return this.#reach
+  }
+
+  get queued (): number {
+    return this.#queued.length
+  }
+
+  /** Queues `item`, which takes the clients in `reach` that far. */
+  add (item: PendingUpdate, reach: ReadonlyMap<number, number> = new Map()): void {
+    this.#queued.push(item)
+    for (const [client, clock] of reach) this.#reach.set(client, clock)
+  }
+
+  /** Everything queued, now in flight. */
+  take (): PendingUpdate[] {
+    const batch = this.#queued
+    this.#queued = []
+    this.#inflight += batch.length
+    return batch
+  }
+
+  /** `batch` is stored, and applied by the room. */
+  stored (batch: readonly PendingUpdate[]): void {
+    this.#inflight -= batch.length
+    this.#settle()
+  }
+
+  /**
+   * Storing `batch` failed. Returns the updates that fail with it: the batch, and what was queued while it
+   * was in flight, since that was admitted on top of it and may depend on it. Server-side edits are in
+   * the document already; they stay queued, to be stored by a later commit. Call `settle` after telling
+   * the failed updates' senders.
+   */
+  fail (batch: readonly PendingUpdate[]): PendingUpdate[] {
+    this.#inflight -= batch.length
+    const failed = [...batch, ...this.#queued.filter((item) => !item.applied)]
+    this.#queued = [...this.#queued, ...batch].filter((item) => item.applied)
+    // Nothing failed reaches the document, and what stays queued is in it already.
+    this.#reach.clear()
+    return failed
+  }
+
+  /** Resolves when every update queued so far is stored (or failed). */
+  flushed (): Promise<void> {
+    if (this.#queued.length === 0 && this.#inflight === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#flushWaiters.push(resolve))
+  }
+
+  settle (): void {
+    this.#settle()
+  }
+
+  #settle (): void {
+    if (this.#queued.length > 0 || this.#inflight > 0) return
+    this.#reach.clear()
+    const waiters = this.#flushWaiters
+    this.#flushWaiters = []
+    for (const resolve of waiters) resolve()
+  }
+}
