@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import type { Logger } from 'pino'
+import { reviveAwarenessStates } from './awareness-revival.js'
 import type { Bus, BusMessage, BusSubscription } from './bus/bus.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
@@ -191,7 +192,7 @@ export class Room {
         return
       case 'awareness':
         try {
-          awarenessProtocol.applyAwarenessUpdate(this.awareness, message.update, peer)
+          awarenessProtocol.applyAwarenessUpdate(this.awareness, reviveAwarenessStates(this.awareness, message.update), peer)
         } catch {
           throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
         }
@@ -213,7 +214,7 @@ export class Room {
    */
   applyAwareness (update: Uint8Array): void {
     try {
-      awarenessProtocol.applyAwarenessUpdate(this.awareness, update, ORIGIN_CLIENT)
+      awarenessProtocol.applyAwarenessUpdate(this.awareness, reviveAwarenessStates(this.awareness, update), ORIGIN_CLIENT)
     } catch {
       throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
     }

@@ -103,6 +103,24 @@ describe('stock y-websocket clients', () => {
     console.log(`awareness removed at the other peer ${(performance.now() - started).toFixed(0)} ms after the socket was destroyed`)
   })
 
+  it('show a stock client\'s awareness to the others again as soon as it reconnects, not at its renewal 15 s later', async () => {
+    const a = client('revival')
+    const b = client('revival')
+    await Promise.all([synced(a), synced(b)])
+    const name = (): string | undefined => (b.provider.awareness.getStates().get(a.doc.clientID) as { user?: { name: string } } | undefined)?.user?.name
+    a.provider.awareness.setLocalStateField('user', { name: 'Ada' })
+    await waitFor(() => name() === 'Ada', { message: 'awareness at b' })
+    // The server removes a's state when its socket closes, with a clock above the one a keeps.
+    a.provider.disconnect()
+    await waitFor(() => name() === undefined, { message: 'awareness removal at b' })
+    a.provider.connect()
+    // Well inside the 15 s after which y-protocols renews a's state by itself.
+    await waitFor(() => name() === 'Ada', { timeoutMs: 3000, message: 'a\'s state back at b' })
+    // a took the raised clock from the server's echo: its next change is newer, and reaches b.
+    a.provider.awareness.setLocalStateField('user', { name: 'Ada Lovelace' })
+    await waitFor(() => name() === 'Ada Lovelace', { timeoutMs: 3000, message: 'a\'s next change at b' })
+  })
+
   it('terminate a peer that stops answering pings and remove its awareness within the ping bound', async () => {
     const a = client('silent')
     const b = client('silent')

@@ -1,0 +1,45 @@
+/**
+ * Stock y-websocket clients announce their awareness state after a reconnect with the clock they had.
+ * When the old connection closed, the room removed that state with the clock one higher, so y-protocols
+ * takes the announcement for an old one, here and on every other client, and the client's cursor stays
+ * away until it renews its state by itself 15 s later (y-websocket issue 122).
+ */
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import type { Awareness } from 'y-protocols/awareness'
+
+/**
+ * Returns `update` with the clock of each state the room removed and a client announces again raised
+ * past the removal, or `update` itself if it has none (or cannot be read: applying it reports that).
+ * The raised clock also reaches the announcing client, whose own state the room echoes back to it, and
+ * y-protocols adopts it there: its later changes continue from it.
+ */
+export const reviveAwarenessStates = (awareness: Awareness, update: Uint8Array): Uint8Array => {
+  const entries: Array<{ client: number, clock: number, state: string }> = []
+  let revived = false
+  try {
+    const decoder = decoding.createDecoder(update)
+    for (let n = decoding.readVarUint(decoder); n > 0; n--) {
+      const client = decoding.readVarUint(decoder)
+      let clock = decoding.readVarUint(decoder)
+      const state = decoding.readVarString(decoder)
+      const known = awareness.meta.get(client)
+      if (state !== 'null' && known !== undefined && known.clock >= clock && !awareness.states.has(client)) {
+        clock = known.clock + 1
+        revived = true
+      }
+      entries.push({ client, clock, state })
+    }
+  } catch {
+    return update
+  }
+  if (!revived) return update
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, entries.length)
+  for (const { client, clock, state } of entries) {
+    encoding.writeVarUint(encoder, client)
+    encoding.writeVarUint(encoder, clock)
+    encoding.writeVarString(encoder, state)
+  }
+  return encoding.toUint8Array(encoder)
+}
