@@ -135,6 +135,14 @@ export const admitUpdate = (doc: Y.Doc, update: Uint8Array, queued: ReadonlyMap<
   return reach === null ? 'incomplete' : { update, reach }
 }
 
+/**
+ * `validateUpdate`, and the checks of `admitUpdate` that throw: for callers that must refuse a batch of
+ * updates whole before admitting any of them.
+ */
+export const validateUpdateFor = (doc: Y.Doc, update: Uint8Array): void => {
+  checkOrigins(doc, validateUpdate(update))
+}
+
 /** How many items `checkOrigins` walks from an item's origin towards its right origin before it stops. */
 const ORIGIN_WALK_LIMIT = 1000
 /** How many items it walks for all the items of one update: an update costs at most tens of microseconds. */

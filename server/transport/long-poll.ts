@@ -8,7 +8,7 @@ import type { TrafficCounters } from '../metrics.js'
 import type { AddressRateLimit } from '../rate-limit.js'
 import * as protocol from '../protocol.js'
 import type { Room } from '../room.js'
-import { isEmptyUpdate, validateUpdate } from '../update-validation.js'
+import { isEmptyUpdate, validateUpdate, validateUpdateFor } from '../update-validation.js'
 import type { Rooms } from '../rooms.js'
 import { pathOf, type RequestHandler } from './http.js'
 import {
@@ -168,6 +168,10 @@ export class LongPollTransport {
   async #send (room: Room, messages: readonly SendMessage[], access: Access, response: ServerResponse): Promise<void> {
     const replies: Uint8Array[] = []
     const commits: Array<Promise<boolean>> = []
+    // Checked against the room before any is queued, so that a body with one forged update changes nothing.
+    for (const message of messages) {
+      if ((message.type === 'sync-step2' || message.type === 'sync-update') && access.mode === 'write') validateUpdateFor(room.doc, message.update)
+    }
     for (const message of messages) {
       if (message.type === 'awareness') room.applyAwareness(message.update)
       else if (message.type === 'sync-step2' || message.type === 'sync-update') {

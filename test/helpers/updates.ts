@@ -1,3 +1,4 @@
+import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 
 /**
@@ -19,4 +20,18 @@ export const dependentUpdates = (first = 'a', second = 'b'): { first: Uint8Array
     second: Y.encodeStateAsUpdate(two, Y.encodeStateVector(one)),
     both: Y.encodeStateAsUpdate(two),
   }
+}
+
+/**
+ * An update of one string item by `client`, placed between `origin` and `right`, encoded by hand as only
+ * a forger would: real clients take the right origin from the document, right of the origin.
+ */
+export const forgedItem = (client: number, origin: Y.ID, right: Y.ID, text: string): Uint8Array => {
+  const encoder = encoding.createEncoder()
+  for (const n of [1, 1, client, 0]) encoding.writeVarUint(encoder, n)
+  encoding.writeUint8(encoder, 0x84 | 0x40) // string content, with an origin and a right origin
+  for (const n of [origin.client, origin.clock, right.client, right.clock]) encoding.writeVarUint(encoder, n)
+  encoding.writeVarString(encoder, text)
+  encoding.writeVarUint(encoder, 0)
+  return encoding.toUint8Array(encoder)
 }

@@ -11,7 +11,7 @@ import { pollChannel } from '../../web/poll-channel.js'
 import { connectChannelClient, type ChannelClient } from '../helpers/channel-client.js'
 import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
 import { startServer, type TestServer } from '../helpers/server.js'
-import { dependentUpdates } from '../helpers/updates.js'
+import { dependentUpdates, forgedItem } from '../helpers/updates.js'
 import { waitFor } from '../helpers/wait.js'
 
 const post = (server: TestServer, room: string, op: string, body: Uint8Array, query = ''): Promise<Response> =>
@@ -319,6 +319,21 @@ describe('long-poll requests with bad input', () => {
       assert.equal(server.server.loadedRoom('bad')?.doc.getText('text').toString() ?? '', '')
     })
   }
+
+  it('answer a body whose second update has forged origins with 422, and store neither update', async () => {
+    const held = new Y.Doc()
+    held.clientID = 5
+    held.getText('text').insert(0, 'abc')
+    assert.equal((await post(server, 'forged', 'send', encodeFrames([protocol.encodeSyncUpdate(Y.encodeStateAsUpdate(held))]))).status, 200)
+    const rowsBefore = (await storage.load('forged')).updates.length
+    const b = Y.createID(5, 1)
+    const res = await post(server, 'forged', 'send', encodeFrames([good, protocol.encodeSyncUpdate(forgedItem(6, b, b, 'X'))]))
+    assert.equal(res.status, 422)
+    assert.match(await res.text(), /BAD_UPDATE: update holds an item whose right origin is not right of its origin/)
+    await server.server.loadedRoom('forged')!.flushed()
+    assert.equal((await storage.load('forged')).updates.length, rowsBefore)
+    assert.equal(server.server.loadedRoom('forged')!.doc.getText('text').toString(), 'abc')
+  })
 
   it('answer an oversized body sent without a length with 413', async () => {
     const chunks = [encodeFrames([protocol.encodeSyncUpdate(editUpdate('y'.repeat(6000)))])]

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { SyncError } from '../../server/errors.js'
 import { admitUpdate, validateUpdate } from '../../server/update-validation.js'
+import { forgedItem } from '../helpers/updates.js'
 
 const badUpdate = (error: unknown): boolean => error instanceof SyncError && error.code === 'BAD_UPDATE'
 
@@ -86,17 +86,6 @@ const room = (): { doc: Y.Doc, peer: Y.Doc, late: () => Y.Doc } => {
 }
 
 const shape = (doc: Y.Doc): unknown => ({ meta: doc.getMap('meta').toJSON(), list: doc.getArray('list').toJSON(), text: doc.getText('text').toString() })
-
-/** An update of one string item by `client`, between `origin` and `right`, encoded by hand as a forger would. */
-const forgedItem = (client: number, origin: Y.ID, right: Y.ID, text: string): Uint8Array => {
-  const encoder = encoding.createEncoder()
-  for (const n of [1, 1, client, 0]) encoding.writeVarUint(encoder, n)
-  encoding.writeUint8(encoder, 0x84 | 0x40) // string content, with an origin and a right origin
-  for (const n of [origin.client, origin.clock, right.client, right.clock]) encoding.writeVarUint(encoder, n)
-  encoding.writeVarString(encoder, text)
-  encoding.writeVarUint(encoder, 0)
-  return encoding.toUint8Array(encoder)
-}
 
 /** Found by the fuzzer: updates Yjs applies, after which the room's document and its encodings differ. */
 describe('admitUpdate', () => {
