@@ -47,7 +47,7 @@ export class PendingUpdates {
   /** `batch` is stored, and applied by the room. */
   stored (batch: readonly PendingUpdate[]): void {
     this.#inflight -= batch.length
-    this.#settle()
+    this.settle()
   }
 
   /**
@@ -71,11 +71,8 @@ export class PendingUpdates {
     return new Promise((resolve) => this.#flushWaiters.push(resolve))
   }
 
+  /** Resolves the `flushed` waiters if nothing is queued or in flight. */
   settle (): void {
-    this.#settle()
-  }
-
-  #settle (): void {
     if (this.#queued.length > 0 || this.#inflight > 0) return
     this.#reach.clear()
     const waiters = this.#flushWaiters
