@@ -15,28 +15,30 @@ import type { Awareness } from 'y-protocols/awareness'
  * y-protocols adopts it there: its later changes continue from it.
  */
 export const reviveAwarenessStates = (awareness: Awareness, update: Uint8Array): Uint8Array => {
-  const entries: Array<{ client: number, clock: number, state: string }> = []
-  let revived = false
-  try {
-    const decoder = decoding.createDecoder(update)
-    for (let n = decoding.readVarUint(decoder); n > 0; n--) {
-      const client = decoding.readVarUint(decoder)
-      let clock = decoding.readVarUint(decoder)
-      const state = decoding.readVarString(decoder)
-      const known = awareness.meta.get(client)
-      if (state !== 'null' && known !== undefined && known.clock >= clock && !awareness.states.has(client)) {
-        clock = known.clock + 1
-        revived = true
-      }
-      entries.push({ client, clock, state })
-    }
-  } catch {
-    return update
+  const revived = (client: number, clock: number, state: string): number | null => {
+    const known = awareness.meta.get(client)
+    return state !== 'null' && known !== undefined && known.clock >= clock && !awareness.states.has(client) ? known.clock + 1 : null
   }
-  if (!revived) return update
+  /** Reads each entry of `update` in turn; false if it cannot be read. */
+  const read = (each: (client: number, clock: number, state: string) => void): boolean => {
+    try {
+      const decoder = decoding.createDecoder(update)
+      for (let n = decoding.readVarUint(decoder); n > 0; n--) {
+        each(decoding.readVarUint(decoder), decoding.readVarUint(decoder), decoding.readVarString(decoder))
+      }
+      return true
+    } catch {
+      return false
+    }
+  }
+  // Every awareness message passes here (each cursor move): most need nothing, and are not copied.
+  let needed = false
+  if (!read((client, clock, state) => { needed ||= revived(client, clock, state) !== null }) || !needed) return update
+  const entries: Array<[number, number, string]> = []
+  read((client, clock, state) => { entries.push([client, revived(client, clock, state) ?? clock, state]) })
   const encoder = encoding.createEncoder()
   encoding.writeVarUint(encoder, entries.length)
-  for (const { client, clock, state } of entries) {
+  for (const [client, clock, state] of entries) {
     encoding.writeVarUint(encoder, client)
     encoding.writeVarUint(encoder, clock)
     encoding.writeVarString(encoder, state)

@@ -11,7 +11,8 @@ import { SyncError } from './errors.js'
 export const isEmptyUpdate = (update: Uint8Array): boolean =>
   update.length === 2 && update[0] === 0 && update[1] === 0
 
-type DecodedUpdate = ReturnType<typeof Y.decodeUpdate>
+/** An update as `Y.decodeUpdate` reads it: its structs and its delete set. */
+export type DecodedUpdate = ReturnType<typeof Y.decodeUpdate>
 
 const MAX_CLIENT = 0xffffffff
 /** A billion operations by one client: far past any real document, well inside Yjs's 32-bit encoders. */
@@ -92,7 +93,7 @@ export const addsNothing = (doc: Y.Doc, { structs, ds }: DecodedUpdate): boolean
 }
 
 /** How far a room's content reaches for `client`: the clock its next struct will have. */
-export type Reach = (client: number) => number
+type Reach = (client: number) => number
 
 /** What `admitUpdate` makes of an update. */
 export type Admission =
@@ -135,14 +136,6 @@ export const admitUpdate = (doc: Y.Doc, update: Uint8Array, queued: ReadonlyMap<
   return reach === null ? 'incomplete' : { update, reach }
 }
 
-/**
- * `validateUpdate`, and the checks of `admitUpdate` that throw: for callers that must refuse a batch of
- * updates whole before admitting any of them.
- */
-export const validateUpdateFor = (doc: Y.Doc, update: Uint8Array): void => {
-  checkOrigins(doc, validateUpdate(update))
-}
-
 /** How many items `checkOrigins` walks from an item's origin towards its right origin before it stops. */
 const ORIGIN_WALK_LIMIT = 1000
 /** How many items it walks for all the items of one update: an update costs at most tens of microseconds. */
@@ -156,9 +149,10 @@ const ORIGIN_WALK_BUDGET = 10 * ORIGIN_WALK_LIMIT
  * items in: a late joiner's document would differ from the connected clients'. The walk is bounded, so
  * a right origin farther away than ORIGIN_WALK_LIMIT items, or past ORIGIN_WALK_BUDGET for the update,
  * is let through unchecked. Origins that are not in the document yet (later in the update, or waiting
- * for a commit) are not checked.
+ * for a commit) are not checked. `admitUpdate` calls it; a caller that must refuse a batch of updates
+ * whole, before admitting any, calls it first for each.
  */
-const checkOrigins = (doc: Y.Doc, { structs }: DecodedUpdate): void => {
+export const checkOrigins = (doc: Y.Doc, { structs }: DecodedUpdate): void => {
   let budget = ORIGIN_WALK_BUDGET
   for (const struct of structs) {
     if (!(struct instanceof Y.Item) || struct.origin === null || struct.rightOrigin === null) continue
@@ -199,7 +193,7 @@ const encodeReach = ({ structs }: DecodedUpdate, held: Reach): Uint8Array => {
  * in the room or earlier in the update; each deletion is of content that exists once the structs are in.
  * Returns how far the update takes each of its clients, or null if some of it would be left pending.
  */
-export const integrationReach = ({ structs, ds }: DecodedUpdate, held: Reach): Map<number, number> | null => {
+const integrationReach = ({ structs, ds }: DecodedUpdate, held: Reach): Map<number, number> | null => {
   const reach = new Map<number, number>()
   const at = (client: number): number => reach.get(client) ?? held(client)
   const ready = (struct: DecodedUpdate['structs'][number]): boolean => {

@@ -8,7 +8,7 @@ import type { TrafficCounters } from '../metrics.js'
 import type { AddressRateLimit } from '../rate-limit.js'
 import * as protocol from '../protocol.js'
 import type { Room } from '../room.js'
-import { isEmptyUpdate, validateUpdate, validateUpdateFor } from '../update-validation.js'
+import { checkOrigins, isEmptyUpdate, validateUpdate, type DecodedUpdate } from '../update-validation.js'
 import type { Rooms } from '../rooms.js'
 import { pathOf, type RequestHandler } from './http.js'
 import {
@@ -170,7 +170,7 @@ export class LongPollTransport {
     const commits: Array<Promise<boolean>> = []
     // Checked against the room before any is queued, so that a body with one forged update changes nothing.
     for (const message of messages) {
-      if ((message.type === 'sync-step2' || message.type === 'sync-update') && access.mode === 'write') validateUpdateFor(room.doc, message.update)
+      if ('decoded' in message && access.mode === 'write') checkOrigins(room.doc, message.decoded)
     }
     for (const message of messages) {
       if (message.type === 'awareness') room.applyAwareness(message.update)
@@ -321,7 +321,10 @@ export class LongPollTransport {
 }
 
 /** A message of a send; awareness comes with the client ids it names, for the echo. */
-type SendMessage = protocol.Message | (Extract<protocol.Message, { type: 'awareness' }> & { readonly clients: readonly number[] })
+type SendMessage =
+  | Exclude<protocol.Message, { type: 'awareness' | 'sync-step2' | 'sync-update' }>
+  | (Extract<protocol.Message, { type: 'awareness' }> & { readonly clients: readonly number[] })
+  | (Extract<protocol.Message, { type: 'sync-step2' | 'sync-update' }> & { readonly decoded: DecodedUpdate })
 
 
 const badInput = (error: unknown): SyncError => {
@@ -348,12 +351,14 @@ const parseSend = (body: Uint8Array, access: Access): SendMessage[] => {
           }
           break
         case 'sync-step2':
-        case 'sync-update':
-          validateUpdate(message.update)
+        case 'sync-update': {
+          const decoded = validateUpdate(message.update)
           if (access.mode === 'read' && message.type === 'sync-update' && !isEmptyUpdate(message.update)) {
             throw new SyncError('FORBIDDEN', 'read-only access: updates are not accepted')
           }
-          break
+          messages.push({ ...message, decoded })
+          continue
+        }
         case 'awareness':
           messages.push({ ...message, clients: validateAwarenessUpdate(message.update) })
           continue
