@@ -336,7 +336,10 @@ export class Room {
   ): void => {
     const ids = origin !== null && typeof origin === 'object' ? this.peers.get(origin as Peer) : undefined
     if (ids !== undefined) {
+      // A state the room removed earlier and a reconnected client announces again counts as updated,
+      // not added: it is this peer's all the same, to remove when its socket closes.
       for (const id of added) ids.add(id)
+      for (const id of updated) ids.add(id)
       for (const id of removed) ids.delete(id)
     }
     const changed = added.concat(updated, removed)

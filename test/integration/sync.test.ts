@@ -119,6 +119,11 @@ describe('stock y-websocket clients', () => {
     // a took the raised clock from the server's echo: its next change is newer, and reaches b.
     a.provider.awareness.setLocalStateField('user', { name: 'Ada Lovelace' })
     await waitFor(() => name() === 'Ada Lovelace', { timeoutMs: 3000, message: 'a\'s next change at b' })
+    // The state is the reconnected socket's: when it drops for good, b sees the state go at once, not
+    // when y-protocols times it out 30 s later.
+    a.provider.shouldConnect = false
+    ;(a.provider.ws as unknown as { _socket: import('node:net').Socket })._socket.destroy()
+    await waitFor(() => name() === undefined, { timeoutMs: 3000, message: 'a\'s state removed when its socket drops for good' })
   })
 
   it('terminate a peer that stops answering pings and remove its awareness within the ping bound', async () => {

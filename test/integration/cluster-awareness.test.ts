@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict'
+import type { Socket } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { MemoryStorage } from '../../server/storage/memory.js'
+import { connectClient, synced, type Client } from '../helpers/clients.js'
+import { MemoryBusHub } from '../helpers/memory-bus.js'
+import { startServer, type TestServer } from '../helpers/server.js'
+import { waitFor } from '../helpers/wait.js'
+
+/**
+ * Without session affinity a client whose socket drops may reconnect to another instance before the bus
+ * brings that instance the removal of its awareness state by the instance it left. The hub holds the
+ * bus back to stage exactly that order.
+ */
+describe('a stock client that moves to another instance before the bus brings its removal there', () => {
+  const hub = new MemoryBusHub()
+  const storage = new MemoryStorage()
+  let left: TestServer
+  let joined: TestServer
+  const clients: Client[] = []
+  const connect = (url: string, room: string): Client => {
+    const client = connectClient(url, room)
+    clients.push(client)
+    return client
+  }
+
+  before(async () => {
+    left = await startServer({ storage, bus: hub.connect() })
+    joined = await startServer({ storage, bus: hub.connect() })
+  })
+  after(async () => {
+    hub.release()
+    for (const client of clients) client.destroy()
+    await Promise.all([left.close(), joined.close()])
+  })
+
+  it('is shown again everywhere within a round trip of the removal, and its next change reaches everyone', async () => {
+    const room = 'moved'
+    const mover = connect(left.url, room)
+    const stayer = connect(left.url, room)
+    const watcher = connect(joined.url, room)
+    await Promise.all([mover, stayer, watcher].map((client) => synced(client)))
+    const id = mover.doc.clientID
+    const nameAt = (client: Client): string | undefined =>
+      (client.provider.awareness.getStates().get(id) as { user?: { name: string } } | undefined)?.user?.name
+    mover.provider.awareness.setLocalStateField('user', { name: 'Mover' })
+    await waitFor(() => nameAt(watcher) === 'Mover' && nameAt(stayer) === 'Mover', { message: 'the mover\'s state at both instances' })
+
+    let removedAt: number | null = null
+    let backAt: number | null = null
+    watcher.provider.awareness.on('change', ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }) => {
+      if (removed.includes(id)) removedAt ??= performance.now()
+      else if (removedAt !== null && (added.includes(id) || updated.includes(id))) backAt ??= performance.now()
+    })
+
+    hub.hold()
+    // The socket drops without a close frame (as App Engine drops it); the provider reconnects, and
+    // without affinity the next connection lands on the other instance.
+    mover.provider.serverUrl = joined.url
+    ;(mover.provider.ws as unknown as { _socket: Socket })._socket.destroy()
+    await waitFor(() => left.server.loadedRoom(room)?.awareness.states.has(id) === false,
+      { message: 'the instance it left removed its state (the removal waits on the bus)' })
+    await waitFor(() => mover.provider.wsconnected && mover.provider.synced, { message: 'the mover reconnected to the other instance' })
+    // Messages of one socket are handled in order: once its edit reaches the watcher, the instance has
+    // handled the awareness the mover announced on connecting, with the clock it had before.
+    mover.text.insert(0, 'moved ')
+    await waitFor(() => watcher.text.toString().startsWith('moved '), { message: 'the mover\'s edit at the watcher' })
+    assert.equal(nameAt(watcher), 'Mover', 'the removal has not arrived yet')
+
+    const released = performance.now()
+    assert.ok(hub.release() > 0, 'the removal waited on the bus')
+    await waitFor(() => nameAt(watcher) === 'Mover' && nameAt(stayer) === 'Mover' &&
+      joined.server.loadedRoom(room)?.awareness.states.has(id) === true && left.server.loadedRoom(room)?.awareness.states.has(id) === true,
+    { timeoutMs: 3000, message: 'the mover\'s state back at both instances and their clients, well before its renewal 15 s later' })
+    if (removedAt !== null) {
+      console.log(`# the removal reached the watcher ${(removedAt - released).toFixed(0)} ms after the release; the state was back ${((backAt ?? performance.now()) - removedAt).toFixed(0)} ms later`)
+    } else console.log('# the watcher never saw the mover removed')
+
+    // The clocks agree everywhere: the mover's next change is newer than anything any instance holds.
+    mover.provider.awareness.setLocalStateField('user', { name: 'Mover again' })
+    await waitFor(() => nameAt(watcher) === 'Mover again' && nameAt(stayer) === 'Mover again', { timeoutMs: 3000, message: 'the mover\'s next change at both instances' })
+
+    // And when it leaves for good, the instance it is on now removes it everywhere.
+    mover.provider.shouldConnect = false
+    ;(mover.provider.ws as unknown as { _socket: Socket })._socket.destroy()
+    await waitFor(() => nameAt(watcher) === undefined && nameAt(stayer) === undefined, { timeoutMs: 3000, message: 'the mover\'s state removed when it leaves' })
+  })
+})
