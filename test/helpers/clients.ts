@@ -33,6 +33,21 @@ export const connectClient = (url: string, room: string, options: { params?: Rec
   }
 }
 
+/**
+ * Destroys the client's TCP connection without a close frame, as a dropped network or a platform's
+ * connection limit would: the server sees the socket go, and the provider reconnects.
+ */
+export const dropSocket = (client: Client): void => {
+  const ws = client.provider.ws as unknown as { _socket?: { destroy (): void } } | null
+  ws?._socket?.destroy()
+}
+
+/** As `dropSocket`, for good: the provider does not reconnect. */
+export const cutAbruptly = (client: Client): void => {
+  client.provider.shouldConnect = false
+  dropSocket(client)
+}
+
 /** Waits until the client has finished its first sync with the server. */
 export const synced = (client: Client, timeoutMs = 10_000): Promise<boolean> =>
   waitFor(() => client.provider.synced, { timeoutMs, message: 'client sync' })

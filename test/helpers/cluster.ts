@@ -58,13 +58,6 @@ export const insertToken = (client: Client, token: string, random: () => number 
 /** How often `token` occurs in `text`. */
 export const occurrences = (text: string, token: string): number => text.split(token).length - 1
 
-/** Cuts the client's TCP connection without a close frame and stops it from reconnecting. */
-export const cutAbruptly = (client: Client): void => {
-  client.provider.shouldConnect = false
-  const ws = client.provider.ws as unknown as { _socket?: { destroy (): void } } | null
-  ws?._socket?.destroy()
-}
-
 /** Status of an instance's readiness check, or 0 when it does not answer. */
 export const readiness = async (http: string): Promise<number> => {
   try {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import * as Y from 'yjs'
 import * as protocol from '../../server/protocol.js'
-import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
+import { connectClient, converged, cutAbruptly, synced, type Client } from '../helpers/clients.js'
 import { openRaw } from '../helpers/raw-socket.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { waitFor } from '../helpers/wait.js'
@@ -95,15 +95,13 @@ describe('stock y-websocket clients', () => {
     const aId = a.doc.clientID
     await waitFor(() => (b.provider.awareness.getStates().get(aId) as { user?: { name: string } } | undefined)?.user?.name === 'Ada', { message: 'awareness at b' })
     // Abrupt: the TCP connection is destroyed, no close frame, no awareness removal from the client.
-    const socket = (a.provider.ws as unknown as { _socket: import('node:net').Socket })._socket
-    a.provider.shouldConnect = false
     const started = performance.now()
-    socket.destroy()
+    cutAbruptly(a)
     await waitFor(() => !b.provider.awareness.getStates().has(aId), { message: 'awareness removal at b' })
     console.log(`awareness removed at the other peer ${(performance.now() - started).toFixed(0)} ms after the socket was destroyed`)
   })
 
-  it('show a stock client\'s awareness to the others again as soon as it reconnects, not at its renewal 15 s later', async () => {
+  it('show a stock client\'s awareness to the others again as soon as it reconnects, not at its renewal 15 s later, and remove it at once when it drops for good', async () => {
     const a = client('revival')
     const b = client('revival')
     await Promise.all([synced(a), synced(b)])
@@ -121,8 +119,7 @@ describe('stock y-websocket clients', () => {
     await waitFor(() => name() === 'Ada Lovelace', { timeoutMs: 3000, message: 'a\'s next change at b' })
     // The state is the reconnected socket's: when it drops for good, b sees the state go at once, not
     // when y-protocols times it out 30 s later.
-    a.provider.shouldConnect = false
-    ;(a.provider.ws as unknown as { _socket: import('node:net').Socket })._socket.destroy()
+    cutAbruptly(a)
     await waitFor(() => name() === undefined, { timeoutMs: 3000, message: 'a\'s state removed when its socket drops for good' })
   })
 
