@@ -1,23 +1,34 @@
 /**
  * Stock y-websocket clients announce their awareness state after a reconnect with the clock they had.
- * When the old connection closed, the room removed that state with the clock one higher, so y-protocols
- * takes the announcement for an old one, here and on every other client, and the client's cursor stays
- * away until it renews its state by itself 15 s later (y-websocket issue 122).
+ * Every other client still holds that clock for it, or the one above it if it heard the state removed,
+ * and y-protocols takes an announcement that is not newer for an old one: the client's cursor stays away
+ * until it renews its state by itself 15 s later (y-websocket issue 122). That happens when the room
+ * removed the state as the old connection closed, and when the client comes back to a room that has not
+ * seen it: after a restart, on another instance, or once the room was unloaded.
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { Awareness } from 'y-protocols/awareness'
 
 /**
- * Returns `update` with the clock of each state the room removed and a client announces again raised
- * past the removal, or `update` itself if it has none (or cannot be read: applying it reports that).
- * The raised clock also reaches the announcing client, whose own state the room echoes back to it, and
- * y-protocols adopts it there: its later changes continue from it.
+ * How far the clock of a state the room sees first is raised: past the clock the other clients hold for
+ * it, and past the removal some of them heard from the instance the client left.
+ */
+const FIRST_SIGHT_STEP = 2
+
+/**
+ * Returns `update` with the clock of each state a client announces raised so that every other client
+ * takes it: past the room's removal of a state it announces again, and past what the others may hold for
+ * a state the room sees first. Returns `update` itself if it has none (or cannot be read: applying it
+ * reports that). The raised clock also reaches the announcing client, whose own state the room echoes
+ * back to it, and y-protocols adopts it there: its later changes continue from it.
  */
 export const reviveAwarenessStates = (awareness: Awareness, update: Uint8Array): Uint8Array => {
   const revived = (client: number, clock: number, state: string): number | null => {
+    if (state === 'null') return null
     const known = awareness.meta.get(client)
-    return state !== 'null' && known !== undefined && known.clock >= clock && !awareness.states.has(client) ? known.clock + 1 : null
+    if (known === undefined) return clock + FIRST_SIGHT_STEP
+    return known.clock >= clock && !awareness.states.has(client) ? known.clock + 1 : null
   }
   /** Reads each entry of `update` in turn; false if it cannot be read. */
   const read = (each: (client: number, clock: number, state: string) => void): boolean => {

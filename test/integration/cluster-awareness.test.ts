@@ -84,3 +84,44 @@ describe('a stock client that moves to another instance before the bus brings it
     await waitFor(() => nameAt(watcher) === undefined && nameAt(stayer) === undefined, { timeoutMs: 3000, message: 'the mover\'s state removed when it leaves' })
   })
 })
+
+describe('stock clients that move to an instance that has not seen them (a restart, or a new instance)', () => {
+  const storage = new MemoryStorage()
+  let before1: TestServer
+  let fresh: TestServer
+  const clients: Client[] = []
+
+  before(async () => {
+    before1 = await startServer({ storage })
+    fresh = await startServer({ storage })
+  })
+  after(async () => {
+    for (const client of clients) client.destroy()
+    await Promise.all([before1.close(), fresh.close()])
+  })
+
+  it('see each other\'s states there at once, not at their renewal 15 s later', async () => {
+    const room = 'restarted'
+    const [p, q] = [connectClient(before1.url, room), connectClient(before1.url, room)]
+    clients.push(p, q)
+    await Promise.all([synced(p), synced(q)])
+    const nameAt = (client: Client, of: Client): string | undefined =>
+      (client.provider.awareness.getStates().get(of.doc.clientID) as { user?: { name: string } } | undefined)?.user?.name
+    p.provider.awareness.setLocalStateField('user', { name: 'P' })
+    q.provider.awareness.setLocalStateField('user', { name: 'Q' })
+    await waitFor(() => nameAt(p, q) === 'Q' && nameAt(q, p) === 'P', { message: 'both states at both clients' })
+
+    // The instance goes away closing one socket after the other, as a drain does: p still hears that
+    // q's state was removed (with a clock above the one q keeps) before its own socket goes.
+    for (const client of [p, q]) client.provider.serverUrl = fresh.url
+    dropSocket(q)
+    await waitFor(() => nameAt(p, q) === undefined, { message: 'q\'s removal at p' })
+    dropSocket(p)
+    await waitFor(() => p.provider.synced && q.provider.synced && fresh.server.loadedRoom(room)?.peers.size === 2,
+      { message: 'both reconnected to the fresh instance' })
+    await waitFor(() => nameAt(p, q) === 'Q' && nameAt(q, p) === 'P', { timeoutMs: 3000, message: 'both states at both clients again' })
+    // Their next changes go through: each adopted the clock the instance gave its state.
+    q.provider.awareness.setLocalStateField('user', { name: 'Q2' })
+    await waitFor(() => nameAt(p, q) === 'Q2', { timeoutMs: 3000, message: 'q\'s next change at p' })
+  })
+})

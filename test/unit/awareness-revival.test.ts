@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { afterEach, describe, it } from 'node:test'
+import * as encoding from 'lib0/encoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { reviveAwarenessStates } from '../../server/awareness-revival.js'
@@ -19,6 +20,16 @@ const pair = (): { client: awarenessProtocol.Awareness, room: awarenessProtocol.
 
 const announce = (awareness: awarenessProtocol.Awareness): Uint8Array =>
   awarenessProtocol.encodeAwarenessUpdate(awareness, [awareness.clientID])
+
+/** An awareness update removing `client`'s state at `clock`, as an instance sends when its socket closes. */
+const encodeRemoval = (client: number, clock: number): Uint8Array => {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, 1)
+  encoding.writeVarUint(encoder, client)
+  encoding.writeVarUint(encoder, clock)
+  encoding.writeVarString(encoder, 'null')
+  return encoding.toUint8Array(encoder)
+}
 
 describe('reviveAwarenessStates', () => {
   it('raises the clock of a state the room removed and the client announces again, past the removal', () => {
@@ -43,12 +54,33 @@ describe('reviveAwarenessStates', () => {
     assert.deepEqual(room.states.get(client.clientID), { user: 'ada lovelace' })
   })
 
-  it('returns the update itself when nothing needs reviving, or when it cannot be read', () => {
+  it('raises a state the room sees first past the removal another client may have heard (after a restart, on another instance)', () => {
+    const { client, room } = pair()
+    const other = new awarenessProtocol.Awareness(new Y.Doc())
+    made.push(other)
+    client.setLocalStateField('user', 'ada')
+    // The other client heard the state, then its removal by the instance that went away.
+    awarenessProtocol.applyAwarenessUpdate(other, announce(client), 'old instance')
+    const clock = other.meta.get(client.clientID)!.clock
+    awarenessProtocol.applyAwarenessUpdate(other, encodeRemoval(client.clientID, clock + 1), 'old instance')
+    assert.equal(other.states.has(client.clientID), false)
+
+    // The room has never seen the client: as announced, the other client would ignore the state.
+    const raised = reviveAwarenessStates(room, announce(client))
+    awarenessProtocol.applyAwarenessUpdate(room, raised, 'peer')
+    assert.equal(room.meta.get(client.clientID)!.clock, clock + 2)
+    awarenessProtocol.applyAwarenessUpdate(other, raised, 'room')
+    assert.deepEqual(other.states.get(client.clientID), { user: 'ada' })
+    // Echoed back, the client adopts the clock.
+    awarenessProtocol.applyAwarenessUpdate(client, raised, 'room')
+    assert.equal(client.meta.get(client.clientID)!.clock, clock + 2)
+    assert.deepEqual(client.getLocalState(), { user: 'ada' })
+  })
+
+  it('returns the update itself when nothing needs raising, or when it cannot be read', () => {
     const { client, room } = pair()
     client.setLocalStateField('user', 'ada')
-    const first = announce(client)
-    assert.equal(reviveAwarenessStates(room, first), first, 'a new state')
-    awarenessProtocol.applyAwarenessUpdate(room, first, 'peer')
+    awarenessProtocol.applyAwarenessUpdate(room, reviveAwarenessStates(room, announce(client)), 'peer')
     client.setLocalStateField('user', 'ada lovelace')
     const newer = announce(client)
     assert.equal(reviveAwarenessStates(room, newer), newer, 'a newer state')
