@@ -25,8 +25,14 @@ after(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
+interface Burst {
+  /** Stops the writers (again in `finally`: a failed test must not leave them writing). */
+  stop (): void
+  readonly written: string[][]
+}
+
 /** Writers that keep inserting tokens until stopped; returns every token each wrote. */
-const burst = (writers: Client[], random: () => number): { stop: () => void, written: string[][] } => {
+const burst = (writers: Client[], random: () => number): Burst => {
   const written: string[][] = writers.map(() => [])
   const timers = writers.map((client, w) => setInterval(() => {
     written[w]!.push(insertToken(client, w, written[w]!.length, random))
@@ -45,9 +51,11 @@ describe('durability', () => {
       const writers = Array.from({ length: 5 }, () => connectClient(server.url, room))
       const observer = connectClient(server.url, room)
       const clients = [...writers, observer]
+      let stopBurst = (): void => {}
       try {
         await Promise.all(clients.map((c) => synced(c)))
         const load = burst(writers, random)
+        stopBurst = load.stop
         await waitFor(() => observer.text.length > 0, { message: 'first echo' })
         const delay = 20 + random() * 300
         await new Promise((resolve) => setTimeout(resolve, delay)) // the random moment of the kill, not a synchronization
@@ -69,6 +77,7 @@ describe('durability', () => {
           await restarted.kill('SIGKILL')
         }
       } finally {
+        stopBurst()
         for (const c of clients) c.destroy()
       }
     }
@@ -76,14 +85,21 @@ describe('durability', () => {
     assert.ok(seenTotal > 0)
   })
 
-  it('keeps every edit exactly once across a SIGTERM during a 5-writer burst, and clients reconnect on their own', async () => {
+  it('keeps every edit exactly once across a SIGTERM during a 5-writer burst; clients reconnect on their own and see each other\'s cursors again at once', async () => {
     const dataDir = tempDir()
     const random = rng(7)
     const server = await start({ DATA_DIR: dataDir, SHUTDOWN_SPREAD_MS: '500' })
     const writers = Array.from({ length: 5 }, () => connectClient(server.url, 'sigterm'))
+    let stopBurst = (): void => {}
     try {
       await Promise.all(writers.map((c) => synced(c)))
+      writers.forEach((w, i) => w.provider.awareness.setLocalStateField('user', { name: `writer ${i}` }))
+      /** Whether every writer shows every other writer's state. */
+      const allSeen = (): boolean => writers.every((w) => writers.every((other, i) =>
+        (w.provider.awareness.getStates().get(other.doc.clientID) as { user?: { name: string } } | undefined)?.user?.name === `writer ${i}`))
+      await waitFor(allSeen, { message: 'every writer\'s state at every writer' })
       const load = burst(writers, random)
+      stopBurst = load.stop
       await waitFor(() => writers[0]!.text.length > 200, { message: 'burst under way' })
       const stopped = performance.now()
       server.child.kill('SIGTERM')
@@ -95,6 +111,9 @@ describe('durability', () => {
       const back = performance.now()
       await waitFor(() => writers.every((w) => w.provider.wsconnected && w.provider.synced), { timeoutMs: 15_000, message: 'clients reconnected' })
       const reconnectMs = performance.now() - back
+      // Stock clients announce their states with the clocks the others hold already; the restarted server
+      // raises them, so the cursors are back well before the clients' renewal 15 s later.
+      await waitFor(allSeen, { timeoutMs: 3000, message: 'every writer\'s state at every writer after the restart' })
       const before = load.written.flat().length
       await waitFor(() => load.written.flat().length > before + 100, { message: 'edits after the restart' })
       load.stop()
@@ -107,6 +126,7 @@ describe('durability', () => {
       fresh.destroy()
       console.log(`SIGTERM: drained and exited 0 in ${drainMs.toFixed(0)} ms; 5 clients reconnected ${reconnectMs.toFixed(0)} ms after restart; ${all.length} edits present exactly once`)
     } finally {
+      stopBurst()
       for (const w of writers) w.destroy()
     }
   })
