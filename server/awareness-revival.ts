@@ -22,13 +22,21 @@ const FIRST_SIGHT_STEP = 2
  * a state the room sees first. Returns `update` itself if it has none (or cannot be read: applying it
  * reports that). The raised clock also reaches the announcing client, whose own state the room echoes
  * back to it, and y-protocols adopts it there: its later changes continue from it.
+ *
+ * A stock client also sends back every state it receives. Such an echo of a state removed meanwhile
+ * must not bring it back: `announcedAgain(client)` says whether the sender can be announcing a removed
+ * state again rather than echoing it (a socket that joined after the removal never received the state).
  */
-export const reviveAwarenessStates = (awareness: Awareness, update: Uint8Array): Uint8Array => {
+export const reviveAwarenessStates = (
+  awareness: Awareness,
+  update: Uint8Array,
+  announcedAgain: (client: number) => boolean = () => true,
+): Uint8Array => {
   const revived = (client: number, clock: number, state: string): number | null => {
     if (state === 'null') return null
     const known = awareness.meta.get(client)
     if (known === undefined) return clock + FIRST_SIGHT_STEP
-    return known.clock >= clock && !awareness.states.has(client) ? known.clock + 1 : null
+    return known.clock >= clock && !awareness.states.has(client) && announcedAgain(client) ? known.clock + 1 : null
   }
   /** Reads each entry of `update` in turn; false if it cannot be read. */
   const read = (each: (client: number, clock: number, state: string) => void): boolean => {

@@ -64,6 +64,13 @@ export class Room {
   readonly #pending = new PendingUpdates()
   /** When each peer was last asked for content its updates depend on (see #askForMissing). */
   #askedAt = new WeakMap<Peer, number>()
+  /**
+   * Order of joins and awareness removals: when each peer joined, and when each removed state went. A
+   * peer that joined after a state was removed never received it, so it announces it rather than echoes.
+   */
+  #awarenessSeq = 0
+  readonly #joinedAt = new WeakMap<Peer, number>()
+  readonly #removedAt = new Map<number, number>()
   #logRows = 0
   #compacting = false
   #subscription: BusSubscription | null = null
@@ -148,6 +155,7 @@ export class Room {
   /** Adds a peer: it receives sync step 1 and every known awareness state. Call after `loaded`. */
   join (peer: Peer): void {
     this.peers.set(peer, new Set())
+    this.#joinedAt.set(peer, ++this.#awarenessSeq)
     this.#step1Frame ??= protocol.encodeSyncStep1(Y.encodeStateVector(this.doc))
     peer.send(this.#step1Frame)
     if (this.awareness.states.size > 0) {
@@ -192,7 +200,9 @@ export class Room {
         return
       case 'awareness':
         try {
-          awarenessProtocol.applyAwarenessUpdate(this.awareness, reviveAwarenessStates(this.awareness, message.update), peer)
+          const joined = this.#joinedAt.get(peer) ?? 0
+          const revivable = (client: number): boolean => (this.#removedAt.get(client) ?? Infinity) < joined
+          awarenessProtocol.applyAwarenessUpdate(this.awareness, reviveAwarenessStates(this.awareness, message.update, revivable), peer)
         } catch {
           throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
         }
@@ -342,6 +352,8 @@ export class Room {
       for (const id of updated) ids.add(id)
       for (const id of removed) ids.delete(id)
     }
+    for (const id of removed) this.#removedAt.set(id, ++this.#awarenessSeq)
+    if (this.#removedAt.size > 0) for (const id of updated) this.#removedAt.delete(id)
     const changed = added.concat(updated, removed)
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
     this.#broadcast(protocol.encodeAwareness(update), 'awareness')

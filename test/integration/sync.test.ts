@@ -123,6 +123,24 @@ describe('stock y-websocket clients', () => {
     await waitFor(() => name() === undefined, { timeoutMs: 3000, message: 'a\'s state removed when its socket drops for good' })
   })
 
+  it('do not bring back a state that was removed when another client\'s echo of it arrives afterwards', async () => {
+    const a = client('echo-after-close')
+    const b = client('echo-after-close')
+    await Promise.all([synced(a), synced(b)])
+    const room = server.server.loadedRoom('echo-after-close')!
+    // A stock client sends every awareness change it applies back to the server, its own or not. a moves
+    // its cursor and its socket drops at once: b's echo of that change reaches the server after the
+    // server removed a's state.
+    a.provider.awareness.setLocalStateField('user', { name: 'Ada' })
+    cutAbruptly(a)
+    await waitFor(() => room.peers.size === 1, { message: 'the server closed a\'s socket' })
+    // b's messages are handled in order: once its next edit is echoed, its echo of a's state was handled.
+    b.text.insert(0, 'after ')
+    await waitFor(() => room.doc.getText('text').toString().startsWith('after '), { message: 'b\'s edit at the server' })
+    await waitFor(() => b.provider.awareness.getStates().get(a.doc.clientID) === undefined, { message: 'a\'s state gone at b' })
+    assert.equal(room.awareness.states.has(a.doc.clientID), false, 'a\'s state stays removed at the server')
+  })
+
   it('terminate a peer that stops answering pings and remove its awareness within the ping bound', async () => {
     const a = client('silent')
     const b = client('silent')

@@ -54,6 +54,18 @@ describe('reviveAwarenessStates', () => {
     assert.deepEqual(room.states.get(client.clientID), { user: 'ada lovelace' })
   })
 
+  it('leaves alone a removed state that the sender may only be echoing', () => {
+    const { client, room } = pair()
+    client.setLocalStateField('user', 'ada')
+    awarenessProtocol.applyAwarenessUpdate(room, announce(client), 'peer')
+    awarenessProtocol.removeAwarenessStates(room, [client.clientID], 'close')
+    // Another client sends the state back as it received it, after the room removed it.
+    const echo = announce(client)
+    assert.equal(reviveAwarenessStates(room, echo, () => false), echo)
+    awarenessProtocol.applyAwarenessUpdate(room, echo, 'other peer')
+    assert.equal(room.states.has(client.clientID), false)
+  })
+
   it('raises a state the room sees first past the removal another client may have heard (after a restart, on another instance)', () => {
     const { client, room } = pair()
     const other = new awarenessProtocol.Awareness(new Y.Doc())
