@@ -366,7 +366,14 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   }
 
   #onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown): void => {
-    if (origin === this) return
+    if (origin === this) {
+      // The server removed our state: a socket we had before closed, here or on an instance we left, and
+      // it said so after we were back. y-protocols kept our state and raised its clock past the removal;
+      // announce it, or the others would not see it until its renewal 15 s later.
+      const me = this.doc.clientID
+      if (removed.includes(me) && this.awareness.getLocalState() !== null) this.#send(awarenessFrame(this.awareness, [me]))
+      return
+    }
     const changed = added.concat(updated, removed)
     this.#send(awarenessFrame(this.awareness, changed))
   }

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict'
+import * as encoding from 'lib0/encoding'
 import { after, before, describe, it } from 'node:test'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
 import { MemoryStorage } from '../../server/storage/memory.js'
+import { RelayProvider } from '../../web/provider.js'
+import { websocketChannel, type WebSocketConstructor } from '../../web/websocket-channel.js'
 import { connectClient, cutAbruptly, dropSocket, synced, type Client } from '../helpers/clients.js'
 import { MemoryBusHub } from '../helpers/memory-bus.js'
 import { startServer, type TestServer } from '../helpers/server.js'
@@ -123,5 +128,49 @@ describe('stock clients that move to an instance that has not seen them (a resta
     // Their next changes go through: each adopted the clock the instance gave its state.
     q.provider.awareness.setLocalStateField('user', { name: 'Q2' })
     await waitFor(() => nameAt(p, q) === 'Q2', { timeoutMs: 3000, message: 'q\'s next change at p' })
+  })
+})
+
+describe('the web editor\'s provider, when an instance it left announces its state removed', () => {
+  const hub = new MemoryBusHub()
+  let instance: TestServer
+  const providers: RelayProvider[] = []
+
+  before(async () => {
+    instance = await startServer({ storage: new MemoryStorage(), bus: hub.connect() })
+  })
+  after(async () => {
+    for (const provider of providers) {
+      provider.destroy()
+      provider.doc.destroy()
+    }
+    await instance.close()
+  })
+
+  it('announces its state again at once, not at its renewal 15 s later', async () => {
+    const room = 'web-moved'
+    const channel = websocketChannel({ WebSocket: WebSocket as unknown as WebSocketConstructor })
+    const [mover, watcher] = [new RelayProvider(instance.url, room, new Y.Doc(), { channel }), new RelayProvider(instance.url, room, new Y.Doc(), { channel })]
+    providers.push(mover, watcher)
+    await waitFor(() => mover.synced && watcher.synced, { message: 'both synced' })
+    const id = mover.doc.clientID
+    const nameAtWatcher = (): string | undefined => (watcher.awareness.getStates().get(id) as { user?: { name: string } } | undefined)?.user?.name
+    mover.awareness.setLocalStateField('user', { name: 'Mover' })
+    await waitFor(() => nameAtWatcher() === 'Mover', { message: 'the mover\'s state at the watcher' })
+
+    // The instance the mover had been connected to before sees that old socket close, and says so on
+    // the bus after the mover is here already: a removal of its state at the clock it holds.
+    const clock = instance.server.loadedRoom(room)!.awareness.meta.get(id)!.clock
+    const removal = encoding.createEncoder()
+    encoding.writeVarUint(removal, 1)
+    encoding.writeVarUint(removal, id)
+    encoding.writeVarUint(removal, clock)
+    encoding.writeVarString(removal, 'null')
+    const elsewhere = hub.connect()
+    await elsewhere.publish(room, { kind: 'awareness', data: encoding.toUint8Array(removal) })
+    await waitFor(() => instance.server.loadedRoom(room)!.awareness.meta.get(id)!.clock > clock &&
+      instance.server.loadedRoom(room)!.awareness.states.has(id) && nameAtWatcher() === 'Mover',
+    { timeoutMs: 3000, message: 'the mover\'s state back at the instance and the watcher with a newer clock' })
+    await elsewhere.close()
   })
 })
