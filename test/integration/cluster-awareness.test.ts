@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
-import * as encoding from 'lib0/encoding'
 import { after, before, describe, it } from 'node:test'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { MemoryStorage } from '../../server/storage/memory.js'
 import { RelayProvider } from '../../web/provider.js'
 import { websocketChannel, type WebSocketConstructor } from '../../web/websocket-channel.js'
+import { encodeAwarenessRemoval } from '../helpers/awareness.js'
 import { connectClient, cutAbruptly, dropSocket, synced, type Client } from '../helpers/clients.js'
 import { MemoryBusHub } from '../helpers/memory-bus.js'
 import { startServer, type TestServer } from '../helpers/server.js'
@@ -161,13 +161,8 @@ describe('the web editor\'s provider, when an instance it left announces its sta
     // The instance the mover had been connected to before sees that old socket close, and says so on
     // the bus after the mover is here already: a removal of its state at the clock it holds.
     const clock = instance.server.loadedRoom(room)!.awareness.meta.get(id)!.clock
-    const removal = encoding.createEncoder()
-    encoding.writeVarUint(removal, 1)
-    encoding.writeVarUint(removal, id)
-    encoding.writeVarUint(removal, clock)
-    encoding.writeVarString(removal, 'null')
     const elsewhere = hub.connect()
-    await elsewhere.publish(room, { kind: 'awareness', data: encoding.toUint8Array(removal) })
+    await elsewhere.publish(room, { kind: 'awareness', data: encodeAwarenessRemoval(id, clock) })
     await waitFor(() => instance.server.loadedRoom(room)!.awareness.meta.get(id)!.clock > clock &&
       instance.server.loadedRoom(room)!.awareness.states.has(id) && nameAtWatcher() === 'Mover',
     { timeoutMs: 3000, message: 'the mover\'s state back at the instance and the watcher with a newer clock' })

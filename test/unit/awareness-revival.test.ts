@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { afterEach, describe, it } from 'node:test'
-import * as encoding from 'lib0/encoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { reviveAwarenessStates } from '../../server/awareness-revival.js'
+import { encodeAwarenessRemoval } from '../helpers/awareness.js'
 
 const made: awarenessProtocol.Awareness[] = []
 // Each one runs a timer until destroyed.
@@ -20,16 +20,6 @@ const pair = (): { client: awarenessProtocol.Awareness, room: awarenessProtocol.
 
 const announce = (awareness: awarenessProtocol.Awareness): Uint8Array =>
   awarenessProtocol.encodeAwarenessUpdate(awareness, [awareness.clientID])
-
-/** An awareness update removing `client`'s state at `clock`, as an instance sends when its socket closes. */
-const encodeRemoval = (client: number, clock: number): Uint8Array => {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, 1)
-  encoding.writeVarUint(encoder, client)
-  encoding.writeVarUint(encoder, clock)
-  encoding.writeVarString(encoder, 'null')
-  return encoding.toUint8Array(encoder)
-}
 
 describe('reviveAwarenessStates', () => {
   it('raises the clock of a state the room removed and the client announces again, past the removal', () => {
@@ -74,7 +64,7 @@ describe('reviveAwarenessStates', () => {
     // The other client heard the state, then its removal by the instance that went away.
     awarenessProtocol.applyAwarenessUpdate(other, announce(client), 'old instance')
     const clock = other.meta.get(client.clientID)!.clock
-    awarenessProtocol.applyAwarenessUpdate(other, encodeRemoval(client.clientID, clock + 1), 'old instance')
+    awarenessProtocol.applyAwarenessUpdate(other, encodeAwarenessRemoval(client.clientID, clock + 1), 'old instance')
     assert.equal(other.states.has(client.clientID), false)
 
     // The room has never seen the client: as announced, the other client would ignore the state.
