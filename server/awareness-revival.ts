@@ -64,3 +64,39 @@ export const reviveAwarenessStates = (
   }
   return encoding.toUint8Array(encoder)
 }
+
+/**
+ * A room's order of joins and awareness removals, which tells an announcement from an echo: a socket
+ * that joined after a state was removed never received that state, so it can only be announcing it.
+ */
+export class AwarenessRevival {
+  readonly #awareness: Awareness
+  #seq = 0
+  readonly #joinedAt = new WeakMap<object, number>()
+  readonly #removedAt = new Map<number, number>()
+
+  constructor (awareness: Awareness) {
+    this.#awareness = awareness
+  }
+
+  /** Records that `peer` joined the room now. */
+  joined (peer: object): void {
+    this.#joinedAt.set(peer, ++this.#seq)
+  }
+
+  /** Records an awareness change of the room, whatever its origin. */
+  changed (updated: readonly number[], removed: readonly number[]): void {
+    for (const id of removed) this.#removedAt.set(id, ++this.#seq)
+    if (this.#removedAt.size > 0) for (const id of updated) this.#removedAt.delete(id)
+  }
+
+  /**
+   * `reviveAwarenessStates` for an update from `from`, a joined peer, or null for a client without a
+   * socket (long-polling: the project's provider, which never echoes others' states).
+   */
+  revive (update: Uint8Array, from: object | null): Uint8Array {
+    if (from === null) return reviveAwarenessStates(this.#awareness, update)
+    const joined = this.#joinedAt.get(from) ?? 0
+    return reviveAwarenessStates(this.#awareness, update, (client) => (this.#removedAt.get(client) ?? Infinity) < joined)
+  }
+}

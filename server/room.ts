@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import type { Logger } from 'pino'
-import { reviveAwarenessStates } from './awareness-revival.js'
+import { AwarenessRevival } from './awareness-revival.js'
 import type { Bus, BusMessage, BusSubscription } from './bus/bus.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
@@ -64,13 +64,8 @@ export class Room {
   readonly #pending = new PendingUpdates()
   /** When each peer was last asked for content its updates depend on (see #askForMissing). */
   #askedAt = new WeakMap<Peer, number>()
-  /**
-   * Order of joins and awareness removals: when each peer joined, and when each removed state went. A
-   * peer that joined after a state was removed never received it, so it announces it rather than echoes.
-   */
-  #awarenessSeq = 0
-  readonly #joinedAt = new WeakMap<Peer, number>()
-  readonly #removedAt = new Map<number, number>()
+  /** Raises the clocks of states that clients announce again (see awareness-revival.ts). */
+  readonly #revival: AwarenessRevival
   #logRows = 0
   #compacting = false
   #subscription: BusSubscription | null = null
@@ -93,6 +88,7 @@ export class Room {
     // A guid of our own: Yjs would otherwise draw a random UUID, one crypto call per character.
     this.doc = new Y.Doc({ gc: true, guid: name })
     this.awareness = new awarenessProtocol.Awareness(this.doc)
+    this.#revival = new AwarenessRevival(this.awareness)
     this.awareness.setLocalState(null)
     this.awareness.on('update', this.#onAwarenessUpdate)
     this.loaded = this.#load(after)
@@ -155,7 +151,7 @@ export class Room {
   /** Adds a peer: it receives sync step 1 and every known awareness state. Call after `loaded`. */
   join (peer: Peer): void {
     this.peers.set(peer, new Set())
-    this.#joinedAt.set(peer, ++this.#awarenessSeq)
+    this.#revival.joined(peer)
     this.#step1Frame ??= protocol.encodeSyncStep1(Y.encodeStateVector(this.doc))
     peer.send(this.#step1Frame)
     if (this.awareness.states.size > 0) {
@@ -200,9 +196,7 @@ export class Room {
         return
       case 'awareness':
         try {
-          const joined = this.#joinedAt.get(peer) ?? 0
-          const revivable = (client: number): boolean => (this.#removedAt.get(client) ?? Infinity) < joined
-          awarenessProtocol.applyAwarenessUpdate(this.awareness, reviveAwarenessStates(this.awareness, message.update, revivable), peer)
+          awarenessProtocol.applyAwarenessUpdate(this.awareness, this.#revival.revive(message.update, peer), peer)
         } catch {
           throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
         }
@@ -224,7 +218,7 @@ export class Room {
    */
   applyAwareness (update: Uint8Array): void {
     try {
-      awarenessProtocol.applyAwarenessUpdate(this.awareness, reviveAwarenessStates(this.awareness, update), ORIGIN_CLIENT)
+      awarenessProtocol.applyAwarenessUpdate(this.awareness, this.#revival.revive(update, null), ORIGIN_CLIENT)
     } catch {
       throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
     }
@@ -352,8 +346,7 @@ export class Room {
       for (const id of updated) ids.add(id)
       for (const id of removed) ids.delete(id)
     }
-    for (const id of removed) this.#removedAt.set(id, ++this.#awarenessSeq)
-    if (this.#removedAt.size > 0) for (const id of updated) this.#removedAt.delete(id)
+    this.#revival.changed(updated, removed)
     const changed = added.concat(updated, removed)
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
     this.#broadcast(protocol.encodeAwareness(update), 'awareness')
