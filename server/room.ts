@@ -1,12 +1,12 @@
 import * as Y from 'yjs'
-import * as awarenessProtocol from 'y-protocols/awareness'
+import type * as awarenessProtocol from 'y-protocols/awareness'
 import type { Logger } from 'pino'
-import { AwarenessRevival } from './awareness-revival.js'
 import type { Bus, BusMessage, BusSubscription } from './bus/bus.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
 import { PendingUpdates, type PendingUpdate } from './pending-updates.js'
 import * as protocol from './protocol.js'
+import { RoomAwareness } from './room-awareness.js'
 import type { Storage } from './storage/storage.js'
 import { admitUpdate, isEmptyUpdate } from './update-validation.js'
 
@@ -14,9 +14,6 @@ import { admitUpdate, isEmptyUpdate } from './update-validation.js'
 const ORIGIN_LOAD = Symbol('load')
 const ORIGIN_COMMITTED = Symbol('committed')
 const ORIGIN_BUS = Symbol('bus')
-const ORIGIN_CLOSE = 'close'
-/** Awareness from a client that is not a joined peer (a long-poll request): published like a peer's. */
-const ORIGIN_CLIENT = Symbol('client')
 
 /** The group committer, as a room sees it. */
 export interface CommitQueue {
@@ -54,8 +51,8 @@ export class Room {
   readonly awareness: awarenessProtocol.Awareness
   /** Resolves when the stored document has been applied; peers are served only after that. */
   readonly loaded: Promise<void>
-  /** Peers and the awareness client ids each of them announced. */
-  readonly peers = new Map<Peer, Set<number>>()
+  /** The joined peers. */
+  readonly peers = new Set<Peer>()
   /** Connections, polls and server-side users holding the room in memory. */
   holds = 0
   idleTimer: NodeJS.Timeout | null = null
@@ -64,8 +61,8 @@ export class Room {
   readonly #pending = new PendingUpdates()
   /** When each peer was last asked for content its updates depend on (see #askForMissing). */
   #askedAt = new WeakMap<Peer, number>()
-  /** Raises the clocks of states that clients announce again (see awareness-revival.ts). */
-  readonly #revival: AwarenessRevival
+  /** The awareness and which peer announced which state of it. */
+  readonly #presence: RoomAwareness
   #logRows = 0
   #compacting = false
   #subscription: BusSubscription | null = null
@@ -87,10 +84,11 @@ export class Room {
     this.#ctx = ctx
     // A guid of our own: Yjs would otherwise draw a random UUID, one crypto call per character.
     this.doc = new Y.Doc({ gc: true, guid: name })
-    this.awareness = new awarenessProtocol.Awareness(this.doc)
-    this.#revival = new AwarenessRevival(this.awareness)
-    this.awareness.setLocalState(null)
-    this.awareness.on('update', this.#onAwarenessUpdate)
+    this.#presence = new RoomAwareness(this.doc, {
+      broadcast: (frame) => this.#broadcast(frame, 'awareness'),
+      publish: (update) => this.#publish({ kind: 'awareness', data: update }),
+    })
+    this.awareness = this.#presence.awareness
     this.loaded = this.#load(after)
     this.loaded.catch(() => {})
   }
@@ -150,22 +148,21 @@ export class Room {
 
   /** Adds a peer: it receives sync step 1 and every known awareness state. Call after `loaded`. */
   join (peer: Peer): void {
-    this.peers.set(peer, new Set())
-    this.#revival.joined(peer)
+    this.peers.add(peer)
     this.#step1Frame ??= protocol.encodeSyncStep1(Y.encodeStateVector(this.doc))
     peer.send(this.#step1Frame)
-    if (this.awareness.states.size > 0) {
-      peer.send(protocol.encodeAwareness(
-        awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.states.keys()])))
-    }
+    this.#presence.joined(peer)
   }
 
   /** Removes a peer and the awareness states it announced, telling everyone else. */
   leave (peer: Peer): void {
-    const ids = this.peers.get(peer)
-    if (ids === undefined) return
-    this.peers.delete(peer)
-    if (ids.size > 0) awarenessProtocol.removeAwarenessStates(this.awareness, [...ids], ORIGIN_CLOSE)
+    if (!this.peers.delete(peer)) return
+    this.#presence.left(peer)
+  }
+
+  /** The joined peer that announced awareness client `client`, if any. */
+  awarenessOwner (client: number): Peer | undefined {
+    return this.#presence.ownerOf(client)
   }
 
   /** Handles one decoded message from a joined peer. Throws SyncError for input the peer must be closed for. */
@@ -195,33 +192,19 @@ export class Room {
         if (!this.submit(message.update, peer)) this.#askForMissing(peer)
         return
       case 'awareness':
-        try {
-          awarenessProtocol.applyAwarenessUpdate(this.awareness, this.#revival.revive(message.update, peer), peer)
-        } catch {
-          throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
-        }
+        this.#presence.receive(peer, message.update)
         return
       case 'query-awareness':
-        peer.send(protocol.encodeAwareness(
-          awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.states.keys()])))
+        this.#presence.sendAll(peer)
         return
       case 'auth':
         return
     }
   }
 
-  /**
-   * Applies an awareness update from a client that is not a joined peer (long-polling). It reaches local
-   * peers and other instances like a peer's; since no connection owns it, it is removed by the awareness
-   * timeout (30 s without renewal) on every instance rather than on a close. Throws BAD_MESSAGE if it
-   * cannot be decoded.
-   */
+  /** See `RoomAwareness.receiveFromClient`. */
   applyAwareness (update: Uint8Array): void {
-    try {
-      awarenessProtocol.applyAwarenessUpdate(this.awareness, this.#revival.revive(update, null), ORIGIN_CLIENT)
-    } catch {
-      throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
-    }
+    this.#presence.receiveFromClient(update)
   }
 
   /**
@@ -334,26 +317,6 @@ export class Room {
     this.#publish({ kind: 'update', data: update })
   }
 
-  #onAwarenessUpdate = (
-    { added, updated, removed }: { added: number[], updated: number[], removed: number[] },
-    origin: unknown,
-  ): void => {
-    const ids = origin !== null && typeof origin === 'object' ? this.peers.get(origin as Peer) : undefined
-    if (ids !== undefined) {
-      // A state the room removed earlier and a reconnected client announces again counts as updated,
-      // not added: it is this peer's all the same, to remove when its socket closes.
-      for (const id of added) ids.add(id)
-      for (const id of updated) ids.add(id)
-      for (const id of removed) ids.delete(id)
-    }
-    this.#revival.changed(updated, removed)
-    const changed = added.concat(updated, removed)
-    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
-    this.#broadcast(protocol.encodeAwareness(update), 'awareness')
-    // Other instances time states out themselves, and never re-publish what came from the bus.
-    if (ids !== undefined || origin === ORIGIN_CLOSE || origin === ORIGIN_CLIENT) this.#publish({ kind: 'awareness', data: update })
-  }
-
   #onBusMessage (message: BusMessage): void {
     if (this.#destroyed) return
     if (this.#busBacklog !== null) {
@@ -362,7 +325,7 @@ export class Room {
     }
     try {
       if (message.kind === 'update') Y.applyUpdate(this.doc, message.data, ORIGIN_BUS)
-      else awarenessProtocol.applyAwarenessUpdate(this.awareness, message.data, ORIGIN_BUS)
+      else this.#presence.receiveFromBus(message.data)
     } catch (error) {
       this.#ctx.log.error({ room: this.name, err: error }, `ignored a bus ${message.kind} that cannot be applied`)
     }
@@ -388,7 +351,7 @@ export class Room {
   }
 
   #broadcast (frame: Uint8Array, event: RoomEvent): void {
-    for (const peer of this.peers.keys()) peer.send(frame)
+    for (const peer of this.peers) peer.send(frame)
     for (const listener of this.#listeners) listener(event)
   }
 
@@ -434,7 +397,7 @@ export class Room {
     this.#destroyed = true
     this.#listeners.clear()
     void this.#subscription?.close().catch(() => {})
-    this.awareness.destroy()
+    this.#presence.destroy()
     this.doc.destroy()
   }
 }

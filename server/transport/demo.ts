@@ -48,7 +48,7 @@ export const demoRoutes = ({ rooms, log, enabled }: DemoOptions): RequestHandler
   }
   if (match[2] === 'restart') {
     const restart = new SyncError('SHUTTING_DOWN', 'server restarting (demo)')
-    const peers = [...room.peers.keys()]
+    const peers = [...room.peers]
     for (const peer of peers) peer.close(restart.closeCode, restart.message)
     log.info({ room: name, closed: peers.length }, 'demo: closed every connection of a room with 1012')
     sendJson(response, 200, { closed: peers.length, code: restart.closeCode })
@@ -60,7 +60,7 @@ export const demoRoutes = ({ rooms, log, enabled }: DemoOptions): RequestHandler
     return true
   }
   const id = Number(client)
-  const peer = [...room.peers].find(([, ids]) => ids.has(id))?.[0]
+  const peer = room.awarenessOwner(id)
   if (peer === undefined) {
     sendText(response, 404, `no connection of room "${name}" announced awareness client ${id}`)
     return true

@@ -1,0 +1,121 @@
+import * as awarenessProtocol from 'y-protocols/awareness'
+import type * as Y from 'yjs'
+import { AwarenessRevival } from './awareness-revival.js'
+import { SyncError } from './errors.js'
+import type { Peer } from './peer.js'
+import * as protocol from './protocol.js'
+
+/** Who changed a room's awareness, besides its peers (a peer is its own origin). */
+const ORIGIN_CLOSE = 'close'
+/** A client that is not a joined peer (a long-poll request): its states are published like a peer's. */
+const ORIGIN_CLIENT = Symbol('client')
+const ORIGIN_BUS = Symbol('bus')
+
+/** Where a room's awareness changes go. */
+export interface AwarenessSink {
+  /** To every peer of the room, as one awareness frame. */
+  broadcast (frame: Uint8Array): void
+  /** To other instances: changes made here, never what came from them. */
+  publish (update: Uint8Array): void
+}
+
+/**
+ * A room's awareness (cursors, names, who is here) and which peer announced which state. A peer's states
+ * go when its connection closes, on every instance, rather than after y-protocols' 30 s timeout; states
+ * from clients without a connection (long-polling) and from other instances time out.
+ */
+export class RoomAwareness {
+  readonly awareness: awarenessProtocol.Awareness
+  readonly #sink: AwarenessSink
+  /** The awareness client ids each joined peer announced. */
+  readonly #owned = new Map<Peer, Set<number>>()
+  /** Raises the clocks of states that clients announce again (see awareness-revival.ts). */
+  readonly #revival: AwarenessRevival
+
+  constructor (doc: Y.Doc, sink: AwarenessSink) {
+    this.#sink = sink
+    this.awareness = new awarenessProtocol.Awareness(doc)
+    this.awareness.setLocalState(null)
+    this.awareness.on('update', this.#onUpdate)
+    this.#revival = new AwarenessRevival(this.awareness)
+  }
+
+  /** Records a peer that joined now, and sends it every known state. */
+  joined (peer: Peer): void {
+    this.#owned.set(peer, new Set())
+    this.#revival.joined(peer)
+    this.sendAll(peer)
+  }
+
+  /** Removes the states `peer` announced, telling everyone else. */
+  left (peer: Peer): void {
+    const ids = this.#owned.get(peer)
+    if (ids === undefined) return
+    this.#owned.delete(peer)
+    if (ids.size > 0) awarenessProtocol.removeAwarenessStates(this.awareness, [...ids], ORIGIN_CLOSE)
+  }
+
+  /** Sends `peer` every known state, if there are any (on joining, and when it asks). */
+  sendAll (peer: Peer): void {
+    if (this.awareness.states.size === 0) return
+    peer.send(protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.states.keys()])))
+  }
+
+  /** Applies an awareness update from a joined peer. Throws BAD_MESSAGE if it cannot be decoded. */
+  receive (peer: Peer, update: Uint8Array): void {
+    this.#apply(this.#revival.revive(update, peer), peer)
+  }
+
+  /**
+   * Applies an awareness update from a client that is not a joined peer (long-polling). It reaches local
+   * peers and other instances like a peer's; since no connection owns it, it is removed by the awareness
+   * timeout (30 s without renewal) on every instance rather than on a close. Throws BAD_MESSAGE if it
+   * cannot be decoded.
+   */
+  receiveFromClient (update: Uint8Array): void {
+    this.#apply(this.#revival.revive(update, null), ORIGIN_CLIENT)
+  }
+
+  /** Applies an awareness update another instance published. Throws if it cannot be applied. */
+  receiveFromBus (update: Uint8Array): void {
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, ORIGIN_BUS)
+  }
+
+  /** The joined peer that announced awareness client `client`, if any. */
+  ownerOf (client: number): Peer | undefined {
+    for (const [peer, ids] of this.#owned) if (ids.has(client)) return peer
+    return undefined
+  }
+
+  destroy (): void {
+    this.#owned.clear()
+    this.awareness.destroy()
+  }
+
+  #apply (update: Uint8Array, origin: unknown): void {
+    try {
+      awarenessProtocol.applyAwarenessUpdate(this.awareness, update, origin)
+    } catch {
+      throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
+    }
+  }
+
+  #onUpdate = (
+    { added, updated, removed }: { added: number[], updated: number[], removed: number[] },
+    origin: unknown,
+  ): void => {
+    const ids = origin !== null && typeof origin === 'object' ? this.#owned.get(origin as Peer) : undefined
+    if (ids !== undefined) {
+      // A state the room removed earlier and a reconnected client announces again counts as updated,
+      // not added: it is this peer's all the same, to remove when its socket closes.
+      for (const id of added) ids.add(id)
+      for (const id of updated) ids.add(id)
+      for (const id of removed) ids.delete(id)
+    }
+    this.#revival.changed(updated, removed)
+    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, added.concat(updated, removed))
+    this.#sink.broadcast(protocol.encodeAwareness(update))
+    // Other instances time states out themselves, and never re-publish what came from the bus.
+    if (ids !== undefined || origin === ORIGIN_CLOSE || origin === ORIGIN_CLIENT) this.#sink.publish(update)
+  }
+}
