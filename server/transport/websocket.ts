@@ -112,6 +112,10 @@ export class WebSocketTransport {
       refuseUpgrade(socket, refusal.status, refusal.message, { 'Retry-After': '5' })
       return
     }
+    // Until a peer owns the slot, the socket's end frees it: `ws` may refuse the handshake itself (a bad
+    // key or version) or drop a socket that closed during authorization, and call back neither time.
+    const releaseOnClose = (): void => slot.release()
+    socket.once('close', releaseOnClose)
     Promise.resolve()
       .then(() => this.#options.authorize(request, name))
       .then((access) => {
@@ -121,7 +125,10 @@ export class WebSocketTransport {
         }
         // The 101 response and sync step 1 (sent in this same tick when the room is loaded) leave in one write.
         socket.cork()
-        this.#wss.handleUpgrade(request, socket, head, (ws) => this.#accept(ws, address, name, access, slot))
+        this.#wss.handleUpgrade(request, socket, head, (ws) => {
+          socket.removeListener('close', releaseOnClose)
+          this.#accept(ws, address, name, access, slot)
+        })
         process.nextTick(() => socket.uncork())
       }, (error: unknown) => {
         slot.release()

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { connect } from 'node:net'
 import { after, describe, it } from 'node:test'
 import WebSocket from 'ws'
 import * as protocol from '../../server/protocol.js'
@@ -6,7 +7,7 @@ import { connectClient, converged, synced, type Client } from '../helpers/client
 import { openRaw } from '../helpers/raw-socket.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import type { SyncServerOptions } from '../../server/sync-server.js'
-import { waitFor } from '../helpers/wait.js'
+import { once, waitFor } from '../helpers/wait.js'
 
 /** Opens a socket and reports how the server answered: `open`, or the HTTP status of a refused upgrade. */
 const attempt = (url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket, status: number | 'open' }> =>
@@ -118,6 +119,53 @@ describe('limits', () => {
     const third = await attempt(`${proxied.url}/ip`, { 'x-forwarded-for': '6.6.6.6, 1.1.1.1' })
     sockets.push(first.ws, second.ws, third.ws)
     assert.deepEqual([first.status, second.status, third.status], ['open', 'open', 503])
+  })
+
+  it('frees the slot of an upgrade that fails the handshake, or whose client leaves while it is authorized', async () => {
+    let admit: () => void = () => {}
+    const gate = new Promise<void>((resolve) => { admit = resolve })
+    let authorizing = false
+    const server = await serve({
+      maxConnectionsPerIp: 1,
+      authorize: async (request) => {
+        if (request.url?.includes('slow') === true) {
+          authorizing = true
+          await gate
+        }
+        return { mode: 'write' }
+      },
+    })
+    /** The address's one slot is free: a client gets it (and gives it back). */
+    const slotFree = async (): Promise<void> => {
+      const result = await attempt(`${server.url}/slots`)
+      assert.equal(result.status, 'open')
+      result.ws.close()
+      await once(result.ws, 'close')
+      await waitFor(() => server.server.connections === 0, { message: 'the slot is given back' })
+    }
+    // Upgrades that ws refuses itself (400), each after the server took a slot for it.
+    const { port } = new URL(server.url)
+    for (const key of ['not-a-key', '', 'x'.repeat(30)]) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write(`GET /slots HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`)
+        })
+        let data = ''
+        socket.on('data', (chunk) => { data += chunk.toString() })
+        socket.on('close', () => resolve(data.split('\r\n')[0]!))
+        socket.on('error', reject)
+      })
+      assert.match(answer, /^HTTP\/1\.1 400/, `key ${JSON.stringify(key)}`)
+    }
+    await slotFree()
+    // A client that gives up while its authorization is pending.
+    const quitter = new WebSocket(`${server.url}/slow`)
+    quitter.on('error', () => {})
+    await waitFor(() => authorizing, { message: 'the upgrade is being authorized' })
+    quitter.terminate()
+    await once(quitter, 'close')
+    admit()
+    await slotFree()
   })
 
   it('refuses connections over the per-room and per-instance limits with 503', async () => {
