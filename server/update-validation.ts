@@ -187,44 +187,67 @@ const encodeReach = ({ structs }: DecodedUpdate, held: Reach): Uint8Array => {
   return encoding.toUint8Array(encoder)
 }
 
+type Struct = DecodedUpdate['structs'][number]
+
 /**
  * Whether Yjs integrates all of `decoded` on top of content reaching `held`, as it would: each struct
  * continues its client's content without a gap, and its origin, right origin and parent exist by then,
  * in the room or earlier in the update; each deletion is of content that exists once the structs are in.
  * Returns how far the update takes each of its clients, or null if some of it would be left pending.
+ *
+ * Each client's structs integrate in order. A struct that waits for another client's content sends the
+ * walk to that client's next struct, depth first, as Yjs does: every struct is checked a bounded number of
+ * times, whatever order the clients come in (a pass over all waiting structs per step would be quadratic,
+ * seconds for a crafted update of 80 KB). A client reached again while it waits means a cycle: pending.
  */
 const integrationReach = ({ structs, ds }: DecodedUpdate, held: Reach): Map<number, number> | null => {
   const reach = new Map<number, number>()
   const at = (client: number): number => reach.get(client) ?? held(client)
-  const ready = (struct: DecodedUpdate['structs'][number]): boolean => {
-    if (struct instanceof Y.Skip) return true
-    const { client, clock } = struct.id
-    if (clock > at(client)) return false
-    if (!(struct instanceof Y.Item)) return true
+  // Each client's structs in clock order (validateUpdate made sure they are one run), and how many are in.
+  const queues = new Map<number, { readonly structs: Struct[], next: number }>()
+  for (const struct of structs) {
+    const queue = queues.get(struct.id.client)
+    if (queue === undefined) queues.set(struct.id.client, { structs: [struct], next: 0 })
+    else queue.structs.push(struct)
+  }
+  const head = (client: number): Struct | undefined => {
+    const queue = queues.get(client)
+    return queue === undefined ? undefined : queue.structs[queue.next]
+  }
+  /** The id of another client's content that `struct` needs and that is not there yet, or null. */
+  const wanted = (struct: Struct): Y.ID | null => {
+    if (!(struct instanceof Y.Item)) return null
+    const { client } = struct.id
     const parent = struct.parent as unknown
     for (const ref of [struct.origin, struct.rightOrigin, parent instanceof Y.ID ? parent : null]) {
       // Refs to a client's own earlier content are there once the gap check passed (validateUpdate).
-      if (ref !== null && ref.client !== client && ref.clock >= at(ref.client)) return false
+      if (ref !== null && ref.client !== client && ref.clock >= at(ref.client)) return ref
     }
-    return true
+    return null
   }
-  // Usually one pass: an update's structs come after what they refer to. Another pass only when a struct
-  // refers to a client listed later; a pass that integrates nothing means the rest would stay pending.
-  let waiting = structs
-  while (waiting.length > 0) {
-    const blocked: typeof structs = []
-    const stuck = new Set<number>()
-    for (const struct of waiting) {
-      const { client, clock } = struct.id
-      if (stuck.has(client) || !ready(struct)) {
-        stuck.add(client)
-        blocked.push(struct)
-      } else if (!(struct instanceof Y.Skip)) {
-        reach.set(client, Math.max(at(client), clock + struct.length))
+  const waiting: Struct[] = []
+  const waitingClients = new Set<number>()
+  for (const start of queues.keys()) {
+    let current = head(start)
+    while (current !== undefined) {
+      const { client, clock } = current.id
+      // A gap in the client's own content: nothing later in the update can fill it.
+      if (!(current instanceof Y.Skip) && clock > at(client)) return null
+      const missing = wanted(current)
+      if (missing === null) {
+        if (!(current instanceof Y.Skip)) reach.set(client, Math.max(at(client), clock + current.length))
+        queues.get(client)!.next++
+        current = waiting.pop()
+        if (current === undefined) current = head(client)
+        else waitingClients.delete(current.id.client)
+        continue
       }
+      const next = head(missing.client)
+      if (next === undefined || waitingClients.has(missing.client)) return null
+      waiting.push(current)
+      waitingClients.add(client)
+      current = next
     }
-    if (blocked.length === waiting.length) return null
-    waiting = blocked
   }
   for (const [client, ranges] of ds.clients) {
     for (const { clock, len } of ranges) if (clock + len > at(client)) return null

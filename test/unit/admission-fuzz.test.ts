@@ -3,7 +3,7 @@
  * mutators corrupt most of them, and what `admitUpdate` admits is applied to a room's document. After
  * every applied update the room, peers fed the room's update events (what the server broadcasts) and a
  * late joiner (the room's encoding) must hold the same content, and nothing may wait in the room's
- * document. Byte-level fuzzing over sockets (fuzz.test.ts) rarely produces updates that Yjs applies; these
+ * document; after every update refused as incomplete, Yjs must leave part of it waiting in a copy. Byte-level fuzzing over sockets (fuzz.test.ts) rarely produces updates that Yjs applies; these
  * start from valid ones, so most mutations keep them applicable.
  */
 import assert from 'node:assert/strict'
@@ -83,6 +83,13 @@ const fuzzAdmission = (seed: number, steps: number): Counts => {
     }
     if (typeof admission === 'string') {
       counts[admission]++
+      if (admission === 'incomplete') {
+        // Yjs agrees: applied to a copy of the room, part of it would wait for content nobody sent.
+        const copy = new Y.Doc()
+        Y.applyUpdate(copy, Y.encodeStateAsUpdate(room))
+        Y.applyUpdate(copy, message.update)
+        assert.ok(copy.store.pendingStructs !== null || copy.store.pendingDs !== null, `step ${step}: refused as incomplete, but Yjs integrates all of it`)
+      }
       continue
     }
     if (admission.update !== message.update) counts.cut++
