@@ -3,8 +3,9 @@
  * mutators corrupt most of them, and what `admitUpdate` admits is applied to a room's document. After
  * every applied update the room, peers fed the room's update events (what the server broadcasts) and a
  * late joiner (the room's encoding) must hold the same content, and nothing may wait in the room's
- * document; after every update refused as incomplete, Yjs must leave part of it waiting in a copy. Byte-level fuzzing over sockets (fuzz.test.ts) rarely produces updates that Yjs applies; these
- * start from valid ones, so most mutations keep them applicable.
+ * document; after every update refused as incomplete, Yjs must leave part of it waiting in a copy.
+ * Byte-level fuzzing over sockets (fuzz.test.ts) rarely produces updates that Yjs applies; these start
+ * from valid ones, so most mutations keep them applicable.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
