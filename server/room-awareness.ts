@@ -1,3 +1,4 @@
+import * as decoding from 'lib0/decoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import type * as Y from 'yjs'
 import { AwarenessRevival } from './awareness-revival.js'
@@ -10,6 +11,16 @@ const ORIGIN_CLOSE = 'close'
 /** A client that is not a joined peer (a long-poll request): its states are published like a peer's. */
 const ORIGIN_CLIENT = Symbol('client')
 const ORIGIN_BUS = Symbol('bus')
+
+/**
+ * Awareness states one connection may announce, and one long-poll request may bring: a page announces one,
+ * its own. Each state a room holds costs memory until it goes, and every change is sent to every peer.
+ */
+export const MAX_AWARENESS_STATES_PER_CLIENT = 8
+/** Longest awareness state (its JSON): a name, a colour and a cursor take a few hundred bytes. */
+export const MAX_AWARENESS_STATE_BYTES = 64 * 1024
+
+const NULL_STATE = 'null'
 
 /** Where a room's awareness changes go. */
 export interface AwarenessSink {
@@ -63,7 +74,9 @@ export class RoomAwareness {
 
   /** Applies an awareness update from a joined peer. Throws BAD_MESSAGE if it cannot be decoded. */
   receive (peer: Peer, update: Uint8Array): void {
-    this.#apply(this.#revival.revive(update, peer), peer)
+    const revived = this.#revival.revive(update, peer)
+    this.#check(revived, this.#owned.get(peer))
+    this.#apply(revived, peer)
   }
 
   /**
@@ -73,7 +86,9 @@ export class RoomAwareness {
    * cannot be decoded.
    */
   receiveFromClient (update: Uint8Array): void {
-    this.#apply(this.#revival.revive(update, null), ORIGIN_CLIENT)
+    const revived = this.#revival.revive(update, null)
+    this.#check(revived, undefined)
+    this.#apply(revived, ORIGIN_CLIENT)
   }
 
   /** Applies an awareness update another instance published. Throws if it cannot be applied. */
@@ -90,6 +105,35 @@ export class RoomAwareness {
   destroy (): void {
     this.#owned.clear()
     this.awareness.destroy()
+  }
+
+  /**
+   * Throws BAD_MESSAGE for an update with a state over MAX_AWARENESS_STATE_BYTES, or one that would give
+   * its sender (holding `owned`) more than MAX_AWARENESS_STATES_PER_CLIENT states; nothing of it applies.
+   * A state is added when y-protocols would add it: not held now, and newer than any clock seen for it.
+   */
+  #check (update: Uint8Array, owned: ReadonlySet<number> | undefined): void {
+    const { states, meta } = this.awareness
+    const adding = new Set<number>()
+    try {
+      const decoder = decoding.createDecoder(update)
+      for (let n = decoding.readVarUint(decoder); n > 0; n--) {
+        const client = decoding.readVarUint(decoder)
+        const clock = decoding.readVarUint(decoder)
+        const state = decoding.readVarUint8Array(decoder)
+        if (state.length > MAX_AWARENESS_STATE_BYTES) {
+          throw new SyncError('BAD_MESSAGE', `an awareness state is longer than ${MAX_AWARENESS_STATE_BYTES} bytes`)
+        }
+        const removal = state.length === NULL_STATE.length && Buffer.from(state).toString() === NULL_STATE
+        if (!removal && !states.has(client) && !(owned?.has(client) ?? false) && (meta.get(client)?.clock ?? -1) < clock) adding.add(client)
+      }
+    } catch (error) {
+      if (error instanceof SyncError) throw error
+      throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
+    }
+    if ((owned?.size ?? 0) + adding.size > MAX_AWARENESS_STATES_PER_CLIENT) {
+      throw new SyncError('BAD_MESSAGE', `an awareness update may not bring one client more than ${MAX_AWARENESS_STATES_PER_CLIENT} states`)
+    }
   }
 
   #apply (update: Uint8Array, origin: unknown): void {

@@ -61,10 +61,28 @@ export const decodeFrames = (body: Uint8Array): Uint8Array[] => {
   return frames
 }
 
-/** What the client's awareness has met: every id in its meta, with its clock and whether it holds a state. */
+/**
+ * Awareness entries a poll request may carry. A client meets every client that opens the room while it
+ * is open; the server turns each entry into a map entry held with the poll, some 25 times the bytes.
+ */
+export const MAX_POLL_AWARENESS_ENTRIES = 20_000
+
+/**
+ * What the client's awareness has met: every id in its meta, with its clock and whether it holds a state;
+ * past MAX_POLL_AWARENESS_ENTRIES, the ids it holds a state of first, then as many of the others as fit.
+ * An id left out is one the server sends again if it holds a state of it.
+ */
 export const awarenessClocks = (awareness: { meta: Map<number, { clock: number }>, states: Map<number, unknown> }): Map<number, AwarenessClock> => {
   const clocks = new Map<number, AwarenessClock>()
-  for (const [id, meta] of awareness.meta) clocks.set(id, { clock: meta.clock, hasState: awareness.states.has(id) })
+  const fits = awareness.meta.size <= MAX_POLL_AWARENESS_ENTRIES
+  for (const [id, meta] of awareness.meta) {
+    const hasState = awareness.states.has(id)
+    if (fits || hasState) clocks.set(id, { clock: meta.clock, hasState })
+  }
+  for (const [id, meta] of awareness.meta) {
+    if (clocks.size >= MAX_POLL_AWARENESS_ENTRIES) break
+    if (!clocks.has(id)) clocks.set(id, { clock: meta.clock, hasState: false })
+  }
   return clocks
 }
 
@@ -93,6 +111,7 @@ export const decodePollRequest = (body: Uint8Array): PollRequest => {
     if (!Number.isSafeInteger(clock)) throw new PollWireError('bad state vector: a clock is out of range')
   }
   const count = readUint(decoder, 'awareness entry count')
+  if (count > MAX_POLL_AWARENESS_ENTRIES) throw new PollWireError(`${count} awareness entries; a poll may carry at most ${MAX_POLL_AWARENESS_ENTRIES}`)
   // Each entry takes at least three bytes: a count larger than that cannot be honest.
   if (count * 3 > decoder.arr.length - decoder.pos) throw new PollWireError(`truncated body: ${count} awareness entries announced`)
   const clocks = new Map<number, AwarenessClock>()

@@ -13,7 +13,7 @@ import type { Rooms } from '../rooms.js'
 import { pathOf, type RequestHandler } from './http.js'
 import {
   awarenessToSend, clientLacks, decodeFrames, decodePollRequest, encodeFrames, PollWireError,
-  validateAwarenessUpdate, type PollRequest,
+  validateAwarenessUpdate, type AwarenessClock, type PollRequest,
 } from './long-poll-wire.js'
 import type { Access, Authorize } from './websocket.js'
 
@@ -227,7 +227,7 @@ export class LongPollTransport {
       const frames = await new Promise<readonly Uint8Array[]>((resolve) => {
         const timer = setTimeout(() => held.finish([]), this.#options.holdMs)
         const held: HeldPoll = {
-          request: poll,
+          request: heldRequest(poll, room.awareness.meta),
           finish: (frames) => {
             if (!this.#held.delete(held)) return
             watch.polls.delete(held)
@@ -380,6 +380,17 @@ const sendBytes = (response: ServerResponse, body: Uint8Array): void => {
     'cache-control': 'no-store',
   })
   response.end(body)
+}
+
+/**
+ * The part of a poll kept while it is held: its entries for awareness clients the room has not met
+ * matter only if the room meets them during the hold, and then cost one answer too many at most.
+ */
+const heldRequest = (poll: PollRequest, met: ReadonlyMap<number, unknown>): PollRequest => {
+  if (poll.clocks.size <= met.size && [...poll.clocks.keys()].every((id) => met.has(id))) return poll
+  const clocks = new Map<number, AwarenessClock>()
+  for (const [id, clock] of poll.clocks) if (met.has(id)) clocks.set(id, clock)
+  return { snapshot: poll.snapshot, clocks }
 }
 
 /** Reads a request body, refusing (without buffering it) one over `limit` bytes. */

@@ -9,6 +9,7 @@ import { connectClient, converged, synced, type Client } from '../helpers/client
 import { openRaw } from '../helpers/raw-socket.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { rng } from '../helpers/tokens.js'
+import { encodeAwarenessStates } from '../helpers/awareness.js'
 import { dependentUpdates, forgedItem } from '../helpers/updates.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -139,6 +140,28 @@ describe('bad input', () => {
   it('closes a socket that sends an unreadable state vector or awareness update with 4400', async () => {
     await attack('bad state vector', [frame((e) => { encoding.writeVarUint(e, 0); encoding.writeVarUint(e, 0); encoding.writeVarUint8Array(e, Uint8Array.of(3, 0x80)) })], 4400)
     await attack('bad awareness', [frame((e) => { encoding.writeVarUint(e, 1); encoding.writeVarUint8Array(e, Uint8Array.of(1, 5, 1, 3, 0x7b, 0x7b, 0x7b)) })], 4400)
+  })
+
+  it('closes a socket whose awareness brings more than 8 states or a state over 64 KiB with 4400; the room holds none of them', async () => {
+    const states = (first: number, count: number, state = '{"user":"x"}'): Uint8Array =>
+      protocol.encodeAwareness(encodeAwarenessStates(Array.from({ length: count }, (_, i) => [first + i, 1, state] as const)))
+    const room = server.server.loadedRoom('victim')!
+    const held = room.awareness.states.size
+    await attack('a flood of states in one message', [states(500_000, 10_000)], 4400)
+    await attack('nine states, one message at a time', Array.from({ length: 9 }, (_, i) => states(600_000 + i, 1)), 4400)
+    await attack('a 70 KB state', [states(700_000, 1, JSON.stringify({ blob: 'x'.repeat(70 * 1024) }))], 4400)
+    assert.equal(room.awareness.states.size, held + 0, 'what the closed sockets announced went with them')
+    // Eight from one socket, a state of 64 KiB, and the same again from another socket, are fine.
+    const eight = await openRaw(server.url, 'victim')
+    eight.send(states(800_000, 7))
+    eight.send(states(800_007, 1, JSON.stringify({ blob: 'x'.repeat(64 * 1024 - 12) })))
+    const other = await openRaw(server.url, 'victim')
+    other.send(states(900_000, 8))
+    await waitFor(() => room.awareness.states.size === held + 16, { message: 'sixteen states held' })
+    eight.ws.close()
+    other.ws.close()
+    await waitFor(() => room.awareness.states.size === held, { message: 'their states went with their sockets' })
+    await stillHealthy()
   })
 
   it('closes a socket that sends a 20 MB frame with 1009', async () => {

@@ -4,7 +4,7 @@ import * as Y from 'yjs'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import {
   awarenessClocks, awarenessToSend, clientLacks, decodeFrames, decodePollRequest, encodeFrames, encodePollRequest,
-  PollWireError, validateAwarenessUpdate,
+  MAX_POLL_AWARENESS_ENTRIES, PollWireError, validateAwarenessUpdate,
 } from '../../server/transport/long-poll-wire.js'
 
 const snapshotOf = (doc: Y.Doc): Y.Snapshot => Y.decodeSnapshot(Y.encodeSnapshot(Y.snapshot(doc)))
@@ -46,6 +46,26 @@ describe('long-poll wire format', () => {
     assert.throws(() => decodePollRequest(good.subarray(0, good.length - 1)), /truncated body/)
     assert.throws(() => decodePollRequest(new Uint8Array([...good, 0])), /unexpected bytes/)
     assert.throws(() => decodePollRequest(encodePollRequest(snapshot, new Map([[1, { clock: 1, hasState: true }]])).map((b, i, a) => i === a.length - 1 ? 2 : b)), /flag must be 0 or 1/)
+  })
+
+  it('refuses a poll request with more awareness entries than a client sends, before reading them', () => {
+    const snapshot = Y.encodeSnapshot(Y.snapshot(new Y.Doc()))
+    const entries = (count: number): Map<number, { clock: number, hasState: boolean }> =>
+      new Map(Array.from({ length: count }, (_, i) => [i, { clock: 1, hasState: false }]))
+    assert.equal(decodePollRequest(encodePollRequest(snapshot, entries(MAX_POLL_AWARENESS_ENTRIES))).clocks.size, MAX_POLL_AWARENESS_ENTRIES)
+    assert.throws(() => decodePollRequest(encodePollRequest(snapshot, entries(MAX_POLL_AWARENESS_ENTRIES + 1))),
+      (e: unknown) => e instanceof PollWireError && /20001 awareness entries; a poll may carry at most 20000/.test(e.message))
+  })
+
+  it('sends at most the entries a poll may carry, every client with a state among them', () => {
+    const meta = new Map<number, { clock: number }>()
+    const states = new Map<number, unknown>()
+    for (let id = 0; id < MAX_POLL_AWARENESS_ENTRIES + 500; id++) meta.set(id, { clock: 2 })
+    // States of clients met last, which a plain cut would leave out.
+    for (let id = MAX_POLL_AWARENESS_ENTRIES; id < MAX_POLL_AWARENESS_ENTRIES + 500; id++) states.set(id, {})
+    const clocks = awarenessClocks({ meta, states })
+    assert.equal(clocks.size, MAX_POLL_AWARENESS_ENTRIES)
+    for (const id of states.keys()) assert.deepEqual(clocks.get(id), { clock: 2, hasState: true })
   })
 
   it('sees a missing deletion although the state vectors are equal', () => {
