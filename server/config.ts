@@ -1,5 +1,6 @@
 import { resolve } from 'node:path'
 import { LOG_LEVELS, type LogLevel } from './log.js'
+import { MAX_CONNECTION_AGE_MS, MAX_TIMER_MS } from './timers.js'
 
 /** Everything `main.ts` reads from the environment and the command line. */
 export interface Config {
@@ -183,20 +184,20 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     databaseSchema: identifier(KEYS.databaseSchema, get('databaseSchema')!),
     redisUrl: redis === null ? null : url(KEYS.redisUrl, redis, ['redis:', 'rediss:']),
     redisPrefix: get('redisPrefix')!,
-    maxConnectionAgeMs: age === null ? null : integer(KEYS.maxConnectionAgeMs, age, 100),
+    maxConnectionAgeMs: age === null ? null : integer(KEYS.maxConnectionAgeMs, age, 100, MAX_CONNECTION_AGE_MS),
     authSecret: secret,
     metricsToken,
     logLevel: logLevel as LogLevel,
     maxMessageBytes: integer(KEYS.maxMessageBytes, get('maxMessageBytes')!, 1024, 1024 ** 3),
-    pingIntervalMs: integer(KEYS.pingIntervalMs, get('pingIntervalMs')!, 100),
-    roomIdleMs: integer(KEYS.roomIdleMs, get('roomIdleMs')!, 0),
+    pingIntervalMs: integer(KEYS.pingIntervalMs, get('pingIntervalMs')!, 100, MAX_TIMER_MS),
+    roomIdleMs: integer(KEYS.roomIdleMs, get('roomIdleMs')!, 0, MAX_TIMER_MS),
     shutdownSpreadMs: integer(KEYS.shutdownSpreadMs, get('shutdownSpreadMs')!, 0, 60_000),
     maxHeldPolls: integer(KEYS.maxHeldPolls, get('maxHeldPolls')!, 1),
     demo: boolean(KEYS.demo, get('demo')!),
     webhookUrl: webhook === null ? null : url(KEYS.webhookUrl, webhook, ['http:', 'https:']),
     webhookSecret,
     webhookTextFields: (get('webhookTextFields') ?? '').split(',').map((name) => name.trim()).filter((name) => name !== ''),
-    webhookDebounceMs: integer(KEYS.webhookDebounceMs, get('webhookDebounceMs')!, 0),
+    webhookDebounceMs: integer(KEYS.webhookDebounceMs, get('webhookDebounceMs')!, 0, MAX_TIMER_MS),
     allowedOrigins: allowed === null ? null : origins(KEYS.allowedOrigins, allowed),
     trustProxy: /^(true|yes|on)$/i.test(trustProxy) ? 1 : /^(false|no|off)$/i.test(trustProxy) ? 0 : integer(KEYS.trustProxy, trustProxy, 0, 10),
     maxConnections: integer(KEYS.maxConnections, get('maxConnections')!, 1),

@@ -10,6 +10,7 @@ import { measureBus, Metrics, metricsRoute } from './metrics.js'
 import { AddressRateLimit } from './rate-limit.js'
 import type { Room } from './room.js'
 import { Rooms } from './rooms.js'
+import { MAX_CONNECTION_AGE_MS, MAX_TIMER_MS } from './timers.js'
 import { MemoryStorage } from './storage/memory.js'
 import type { Storage } from './storage/storage.js'
 import { docApiRoutes } from './transport/doc-api.js'
@@ -108,9 +109,9 @@ export interface RoomHandle {
  */
 export const LISTEN_BACKLOG = 4096
 
-const positive = (name: string, value: number | undefined, fallback: number, min = 1): number => {
+const positive = (name: string, value: number | undefined, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number => {
   const result = value ?? fallback
-  if (!Number.isFinite(result) || result < min) throw new RangeError(`${name} must be a number >= ${min}, got ${String(value)}`)
+  if (!Number.isFinite(result) || result < min || result > max) throw new RangeError(`${name} must be a number from ${min} to ${max}, got ${String(value)}`)
   return result
 }
 
@@ -156,10 +157,10 @@ export class SyncServer {
       bus: bus === null ? null : measureBus(bus, metrics.busLag),
       log: this.log,
       compactAfterRows: positive('compactAfterRows', options.compactAfterRows, 500),
-    }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0), maxRooms: positive('maxRooms', options.maxRooms, 10_000) })
-    this.#shutdownSpreadMs = positive('shutdownSpreadMs', options.shutdownSpreadMs, 3000, 0)
+    }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0, MAX_TIMER_MS), maxRooms: positive('maxRooms', options.maxRooms, 10_000) })
+    this.#shutdownSpreadMs = positive('shutdownSpreadMs', options.shutdownSpreadMs, 3000, 0, MAX_TIMER_MS)
     const maxAge = options.maxConnectionAgeMs ?? null
-    if (maxAge !== null) positive('maxConnectionAgeMs', maxAge, 0, 1)
+    if (maxAge !== null) positive('maxConnectionAgeMs', maxAge, 0, 1, MAX_CONNECTION_AGE_MS)
     // One authorize for every transport, so that whatever decides access decides it the same way for all:
     // room name (BAD_ROOM), Origin (BAD_ORIGIN), then the token or the embedder's check. The WebSocket
     // transport runs the first two itself, before the upgrade, and then the embedder's check.
@@ -201,7 +202,7 @@ export class SyncServer {
       maxBufferedBytes: positive('maxBufferedBytes', options.maxBufferedBytes, 16 * 1024 * 1024, 1024),
       prefix,
       maxMessageBytes,
-      pingIntervalMs: positive('pingIntervalMs', options.pingIntervalMs, 30_000, 10),
+      pingIntervalMs: positive('pingIntervalMs', options.pingIntervalMs, 30_000, 10, MAX_TIMER_MS),
       maxConnectionAgeMs: maxAge,
       counters: metrics.transport('websocket', () => this.#ws.connections),
       onClose: metrics.closed,
@@ -213,7 +214,7 @@ export class SyncServer {
       authorize,
       prefix: pollPrefix,
       maxMessageBytes,
-      holdMs: positive('pollHoldMs', options.pollHoldMs, 25_000, 1),
+      holdMs: positive('pollHoldMs', options.pollHoldMs, 25_000, 1, MAX_TIMER_MS),
       maxHeldPolls: positive('maxHeldPolls', options.maxHeldPolls, 2000, 1),
       connectionLimits,
       trustProxy,

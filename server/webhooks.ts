@@ -11,6 +11,7 @@ import { createHmac } from 'node:crypto'
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import { typesAsText } from './doc-json.js'
+import { MAX_TIMER_MS } from './timers.js'
 
 export interface WebhookOptions {
   /** Where to POST. */
@@ -75,16 +76,16 @@ export class Webhooks {
       throw new TypeError(`webhook.url is not a URL: "${options.url}"`)
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`webhook.url must be http(s), got "${url.protocol}"`)
-    const count = (name: string, value: number | undefined, fallback: number, min: number): number => {
+    const count = (name: string, value: number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
       const result = value ?? fallback
-      if (!Number.isFinite(result) || result < min) throw new RangeError(`webhook.${name} must be a number >= ${min}, got ${String(value)}`)
+      if (!Number.isFinite(result) || result < min || result > max) throw new RangeError(`webhook.${name} must be a number from ${min} to ${max}, got ${String(value)}`)
       return result
     }
     this.#options = {
       url: options.url,
       secret: options.secret ?? null,
       textFields: options.textFields ?? [],
-      debounceMs: count('debounceMs', options.debounceMs, 2000, 0),
+      debounceMs: count('debounceMs', options.debounceMs, 2000, 0, MAX_TIMER_MS),
       maxAttempts: count('maxAttempts', options.maxAttempts, 5, 1),
       retryBaseMs: count('retryBaseMs', options.retryBaseMs, 1000, 1),
       timeoutMs: count('timeoutMs', options.timeoutMs, 10_000, 1),

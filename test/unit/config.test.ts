@@ -39,6 +39,11 @@ describe('config', () => {
     [{ SQLITE_SYNCHRONOUS: 'off' }, [], 'SQLITE_SYNCHRONOUS'],
     [{ AUTH_SECRET: 'short' }, [], 'AUTH_SECRET'],
     [{ METRICS_TOKEN: 'short' }, [], 'METRICS_TOKEN'],
+    // Past what a Node.js timer holds (2^31 - 1 ms), a timer fires at once: every socket would close.
+    [{ MAX_CONNECTION_AGE_MS: '2000000000' }, [], 'MAX_CONNECTION_AGE_MS'],
+    [{ PING_INTERVAL_MS: '2147483648' }, [], 'PING_INTERVAL_MS'],
+    [{ ROOM_IDLE_MS: '2147483648' }, [], 'ROOM_IDLE_MS'],
+    [{ WEBHOOK_URL: 'http://127.0.0.1:1/hook', WEBHOOK_DEBOUNCE_MS: '2147483648' }, [], 'WEBHOOK_DEBOUNCE_MS'],
     [{}, ['--port'], '--port'],
     [{}, ['--no-such-flag'], '--no-such-flag'],
   ] as const) {
