@@ -17,6 +17,7 @@
 import * as Y from 'yjs'
 import { awarenessClocks, decodeFrames, encodeFrames, encodePollRequest } from '../server/transport/long-poll-wire.js'
 import type { Channel, ChannelEvents, ChannelFactory, ChannelTarget } from './channel.js'
+import { roomPath } from './websocket-channel.js'
 
 export interface PollChannelOptions {
   /** Default: the global `fetch`. Tests and proxies can route requests through their own. */
@@ -47,8 +48,8 @@ class RequestFailure extends Error {
 export const pollUrl = (serverUrl: string, room: string, prefix = '/poll/'): string => {
   const url = new URL(serverUrl)
   const protocol = url.protocol === 'wss:' ? 'https:' : url.protocol === 'ws:' ? 'http:' : url.protocol
-  // The room goes into the path as is, exactly as y-websocket puts it into the socket URL.
-  return `${protocol}//${url.host}${prefix}${room}`
+  // The room goes into the path as the socket URL has it: as is, but for `?` and `#`.
+  return `${protocol}//${url.host}${prefix}${roomPath(room)}`
 }
 
 /** The close code the server gives with an error (`x-close-code`), else one derived from the status. */

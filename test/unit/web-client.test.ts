@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { describeClose, isFinalClose } from '../../web/close-codes.js'
 import { randomRoomName, roomFromUrl, shareUrl } from '../../web/room-url.js'
+import { pollUrl } from '../../web/poll-channel.js'
 import { roomUrl, serverRoomName } from '../../web/websocket-channel.js'
 
 test('close codes are described in words, and only 4400-4499 are final', () => {
@@ -35,6 +36,8 @@ test('a share link round-trips any room name, and random rooms look alike but di
 
 test('the WebSocket URL carries the room as y-websocket does (only ? and # escaped), then the params', () => {
   assert.equal(roomUrl({ serverUrl: 'ws://h:1/', room: 'a b/ü?#', params: {} }), 'ws://h:1/a b/ü%3F%23')
+  // The long-poll URL names the same room: a `?` or `#` left in would end its path.
+  assert.equal(new URL(pollUrl('ws://h:1/', 'a b/ü?#')).pathname, `/poll/${serverRoomName('a b/ü?#')}`)
   assert.equal(roomUrl({ serverUrl: 'ws://h:1', room: 'r', params: { token: 'x y' } }), 'ws://h:1/r?token=x+y')
   assert.equal(serverRoomName('my room ✓ <script>'), 'my%20room%20%E2%9C%93%20%3Cscript%3E')
   assert.equal(serverRoomName('a/b?c'), 'a/b%3Fc')
