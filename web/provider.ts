@@ -51,6 +51,13 @@ const browser = (): BrowserGlobals | null => {
 
 const unref = (timer: unknown): void => { (timer as { unref?: () => void }).unref?.() }
 
+/**
+ * At most one awareness message this often (20 a second). A selection dragged on a 144 Hz screen moves
+ * the cursor 144 times a second, past the messages a server takes from one socket (100 a second by
+ * default, and a close for going over it is final).
+ */
+export const AWARENESS_INTERVAL_MS = 50
+
 const positive = (name: string, value: number, min: number): number => {
   if (!Number.isFinite(value) || value < min) throw new RangeError(`${name} must be >= ${min}, got ${value}`)
   return value
@@ -86,6 +93,9 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   readonly #watchdog: ReturnType<typeof setInterval>
   readonly #resync: ReturnType<typeof setInterval> | null
   #destroyed = false
+  /** Awareness clients changed here since the last awareness message, waiting for `#awarenessTimer`. */
+  readonly #awarenessChanged = new Set<number>()
+  #awarenessTimer: ReturnType<typeof setTimeout> | null = null
 
   constructor (serverUrl: string, roomname: string, doc: Y.Doc, options: ProviderOptions) {
     super()
@@ -194,6 +204,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     if (this.#resync !== null) clearInterval(this.#resync)
     this.doc.off('update', this.#onDocUpdate)
     this.awareness.off('update', this.#onAwarenessUpdate)
+    if (this.#awarenessTimer !== null) clearTimeout(this.#awarenessTimer)
     if (this.#browser !== null) {
       this.#browser.removeEventListener('online', this.#onOnline)
       this.#browser.removeEventListener('offline', this.#onOffline)
@@ -374,8 +385,22 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
       if (removed.includes(me) && this.awareness.getLocalState() !== null) this.#send(awarenessFrame(this.awareness, [me]))
       return
     }
-    const changed = added.concat(updated, removed)
+    for (const id of added.concat(updated, removed)) this.#awarenessChanged.add(id)
+    if (this.#awarenessTimer === null) this.#sendAwareness()
+  }
+
+  /**
+   * Sends what changed in the awareness, at most once per AWARENESS_INTERVAL_MS: the first change at
+   * once, the changes made meanwhile together at the end of the interval.
+   */
+  #sendAwareness = (): void => {
+    this.#awarenessTimer = null
+    if (this.#awarenessChanged.size === 0) return
+    const changed = [...this.#awarenessChanged]
+    this.#awarenessChanged.clear()
     this.#send(awarenessFrame(this.awareness, changed))
+    this.#awarenessTimer = setTimeout(this.#sendAwareness, AWARENESS_INTERVAL_MS)
+    unref(this.#awarenessTimer)
   }
 
   #onOnline = (): void => {

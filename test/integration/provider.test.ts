@@ -124,6 +124,18 @@ describe('RelayProvider against the real server', () => {
     }
   })
 
+  test('a thousand cursor moves at once reach the others as their last position, within the server\'s message rate', async () => {
+    const a = open(url, 'drag')
+    const b = open(url, 'drag')
+    await waitFor(() => a.provider.synced && b.provider.synced, { message: 'both synced' })
+    // A selection dragged fast: more changes than the 300 messages a socket may send at once.
+    for (let i = 1; i <= 1000; i++) a.provider.awareness.setLocalStateField('cursor', i)
+    await waitFor(() => (b.provider.awareness.getStates().get(a.doc.clientID) as { cursor?: number } | undefined)?.cursor === 1000,
+      { message: 'the last position at B' })
+    assert.deepEqual(a.closes, [], 'the server did not close A (4429 would be final)')
+    assert.equal(a.provider.wsconnected, true)
+  })
+
   test('backoff grows with jitter and is capped while the server cannot be reached', async () => {
     const port = await deadPort()
     const options = { backoff: { initialMs: 20, maxMs: 160 } }
