@@ -11,6 +11,8 @@ import type { Browser } from 'playwright-core'
 import {
   browserMissing, launchBrowser, openEditor, samePageText, screenshot, statusOf, textOf, typeAtEnd, waitSynced, type EditorPage,
 } from '../helpers/browser.js'
+import * as Y from 'yjs'
+import { connectClient, synced } from '../helpers/clients.js'
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -99,6 +101,31 @@ describe('web editor in Chromium', { skip }, () => {
     await screenshot(phone.page, 'editor-phone.png')
     const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
     assert.ok(overflow <= 0, `no sideways scrolling at phone width (overflow ${overflow}px)`)
+  })
+
+  test('a peer\'s cursor colour cannot restyle the page: the editor draws it from a safe colour', async () => {
+    await freshData()
+    const server = await start()
+    const page = await open(server, 'colours', { name: 'Alice', color: '#d1495b' })
+    await typeAtEnd(page, 'Some text to point at.')
+    await samePageText([page], { expected: 'Some text to point at.' })
+    const mallory = connectClient(server.url, 'colours')
+    try {
+      await synced(mallory)
+      const at = (index: number): unknown => Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(mallory.text, index))
+      mallory.provider.awareness.setLocalState({
+        user: { name: 'Mallory', color: 'red; position: fixed; inset: 0; z-index: 9', colorLight: 'red; position: fixed; inset: 0' },
+        cursor: { anchor: at(0), head: at(4) },
+      })
+      await page.page.waitForFunction(() => [...document.querySelectorAll('.cm-ySelectionInfo')].some((e) => e.textContent === 'Mallory'))
+      const styles: string[] = await page.page.evaluate(() =>
+        [...document.querySelectorAll('.cm-ySelection, .cm-ySelectionCaret, .cm-ySelectionInfo')].map((e) => e.getAttribute('style') ?? ''))
+      assert.ok(styles.length > 0)
+      for (const style of styles) assert.doesNotMatch(style, /position|inset|red/, style)
+      assert.deepEqual(await page.page.locator('#people li').allTextContents(), ['Alice (you)', 'Mallory'])
+    } finally {
+      mallory.destroy()
+    }
   })
 
   test('a server killed with SIGKILL and restarted: both pages show the outage, reconnect by themselves, and lose or duplicate nothing', async () => {
