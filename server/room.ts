@@ -1,3 +1,4 @@
+import * as random from 'lib0/random'
 import * as Y from 'yjs'
 import type * as awarenessProtocol from 'y-protocols/awareness'
 import type { Logger } from 'pino'
@@ -61,6 +62,10 @@ export class Room {
   readonly #pending = new PendingUpdates()
   /** When each peer was last asked for content its updates depend on (see #askForMissing). */
   #askedAt = new WeakMap<Peer, number>()
+  /** The last server-side change (`transact`): the next one starts after it is stored and applied. */
+  #transacting: Promise<unknown> = Promise.resolve()
+  /** The client id of server-side changes: neither the document's own nor any client's. */
+  readonly #editorID = random.uint32()
   /** The awareness and which peer announced which state of it. */
   readonly #presence: RoomAwareness
   #logRows = 0
@@ -224,6 +229,33 @@ export class Room {
     this.#pending.add({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done }, admitted.reach)
     this.#ctx.commits.schedule(this)
     return true
+  }
+
+  /**
+   * A server-side change: runs `change` on a copy of the document and submits the update it made like a
+   * client's, so that the change is stored before any client sees it. Resolves with what `change`
+   * returned once the change is stored and sent; rejects, leaving the document as it was, if storing it
+   * failed. Changes of one room run one after another, each on a copy holding the ones before it.
+   */
+  transact<T> (change: (doc: Y.Doc) => T): Promise<T> {
+    const run = this.#transacting.then(async () => {
+      const copy = new Y.Doc({ gc: true, guid: this.name })
+      Y.applyUpdate(copy, Y.encodeStateAsUpdate(this.doc))
+      copy.clientID = this.#editorID
+      const made: Uint8Array[] = []
+      copy.on('update', (update: Uint8Array) => { made.push(update) })
+      let result!: T
+      copy.transact(() => { result = change(copy) })
+      // Shared types `change` defined without content are no part of any update; the room knows them too.
+      for (const [key, type] of copy.share) if (!this.doc.share.has(key)) this.doc.get(key, type.constructor as typeof Y.AbstractType<unknown>)
+      copy.destroy()
+      if (made.length > 0 && !await this.submitAndWait(made.length === 1 ? made[0]! : Y.mergeUpdates(made))) {
+        throw new Error(`room ${this.name}: a server-side change depends on content the room no longer has`)
+      }
+      return result
+    })
+    this.#transacting = run.catch(() => {})
+    return run
   }
 
   /**

@@ -95,8 +95,13 @@ export interface SyncServerOptions {
 /** A room held open for server-side use: it stays loaded until `release`. */
 export interface RoomHandle {
   readonly name: string
-  /** Edit it in `doc.transact(...)`: the change is stored, then sent to every client. */
+  /**
+   * The live document, to read. Edit with `transact`: an edit made on `doc` directly reaches clients
+   * (those that join, resync or poll) before it is stored.
+   */
   readonly doc: Y.Doc
+  /** `SyncServer.transact` for this room. */
+  transact<T> (change: (doc: Y.Doc) => T): Promise<T>
   /** Resolves when every change made so far is stored and sent. */
   flushed (): Promise<void>
   release (): void
@@ -321,6 +326,7 @@ export class SyncServer {
     return {
       name,
       doc: room.doc,
+      transact: (change) => room.transact(change),
       flushed: () => room.flushed(),
       release: () => {
         if (released) return
@@ -330,14 +336,15 @@ export class SyncServer {
     }
   }
 
-  /** Runs `change` on the room's document in one transaction and resolves once it is stored and sent. */
+  /**
+   * Runs `change` in one transaction on a copy of the room's document and resolves with what it returned
+   * once the change is stored and sent to every client; no client sees it before it is stored. Rejects
+   * (STORAGE_UNAVAILABLE), changing nothing, if it could not be stored.
+   */
   async transact<T> (name: string, change: (doc: Y.Doc) => T): Promise<T> {
     const handle = await this.openRoom(name)
     try {
-      let result!: T
-      handle.doc.transact(() => { result = change(handle.doc) })
-      await handle.flushed()
-      return result
+      return await handle.transact(change)
     } finally {
       handle.release()
     }

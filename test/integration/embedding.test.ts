@@ -3,6 +3,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it } from 'node:test'
 import { createLogger, createSyncServer, MemoryStorage, SyncError } from '../../server/index.js'
+import type { Storage } from '../../server/storage/storage.js'
 import { connectClient, synced } from '../helpers/clients.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -44,6 +45,48 @@ describe('embedding API', () => {
       refused.destroy()
       await sync.close()
       await new Promise<void>((resolve) => http.close(() => resolve()))
+    }
+  })
+
+  it('stores a server-side change before any client sees it, and one that cannot be stored is seen by none', async () => {
+    const inner = new MemoryStorage()
+    let failing = false
+    const storage: Storage = {
+      load: (room) => inner.load(room),
+      append: (entries) => failing ? Promise.reject(new Error('disk full')) : inner.append(entries),
+      compact: (room) => inner.compact(room),
+      has: (room) => inner.has(room),
+      check: () => inner.check(),
+      close: () => inner.close(),
+    }
+    const sync = createSyncServer({ storage, logger: createLogger('silent') })
+    const url = `ws://127.0.0.1:${(await sync.listen(0, '127.0.0.1')).port}`
+    const client = connectClient(url, 'server-edits')
+    try {
+      await synced(client)
+      // Several at once: each on top of the ones before, in order.
+      await Promise.all(['a', 'b', 'c'].map((letter) => sync.transact('server-edits', (doc) => doc.getText('text').insert(doc.getText('text').length, letter))))
+      await waitFor(() => client.text.toString() === 'abc', { message: 'the stored changes reached the client' })
+      assert.equal((await inner.load('server-edits')).updates.length, 3)
+
+      failing = true
+      await assert.rejects(sync.transact('server-edits', (doc) => doc.getText('text').insert(0, 'NOT STORED')),
+        (error) => error instanceof SyncError && error.code === 'STORAGE_UNAVAILABLE')
+      // A client that joins now, and the room itself, hold only what was stored.
+      const late = connectClient(url, 'server-edits')
+      try {
+        await synced(late)
+        assert.equal(late.text.toString(), 'abc')
+        assert.equal((await sync.openRoom('server-edits')).doc.getText('text').toString(), 'abc')
+      } finally {
+        late.destroy()
+      }
+      failing = false
+      assert.equal(await sync.transact('server-edits', (doc) => { doc.getText('text').insert(3, 'd'); return 'done' }), 'done')
+      await waitFor(() => client.text.toString() === 'abcd', { message: 'storage is back' })
+    } finally {
+      client.destroy()
+      await sync.close()
     }
   })
 
