@@ -144,6 +144,9 @@ export class Room {
   /** Re-reads storage after the bus lost messages; what is new reaches local peers as a normal update. */
   async reload (): Promise<void> {
     try {
+      // A gap reported while the room loads is read after the load, so that what it brings goes through
+      // the update listener: an earlier read applied first would leave the load's frames stale.
+      await this.loaded
       const stored = await this.#ctx.storage.load(this.name)
       if (!this.#destroyed) this.#applyStored(stored.updates, ORIGIN_BUS)
     } catch (error) {

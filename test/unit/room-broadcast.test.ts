@@ -8,6 +8,8 @@ import type { Peer } from '../../server/peer.js'
 import { decodeMessage } from '../../server/protocol.js'
 import { Room } from '../../server/room.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
+import type { Storage } from '../../server/storage/storage.js'
+import { waitFor } from '../helpers/wait.js'
 
 const recordingPeer = (): Peer & { frames: Uint8Array[] } => {
   const frames: Uint8Array[] = []
@@ -117,6 +119,53 @@ test('a stored update goes out in the turn that stored it; what is applied in on
     const doc = new Y.Doc()
     Y.applyUpdate(doc, frames[0]!)
     assert.equal(doc.getText('text').toString().split('').sort().join(''), 'bcd')
+  } finally {
+    room.destroy()
+  }
+})
+
+test('a bus gap reported while the room loads is read after the load: fresh clients get the newer document', async () => {
+  const log = createLogger('silent')
+  const inner = new MemoryStorage()
+  await inner.append([{ room: 'gap', update: insert('old') }])
+  await inner.compact('gap')
+  // The load's read waits until the test lets it go; a reload's read does not.
+  let releaseFirst: () => void = () => {}
+  let reads = 0
+  const storage: Storage = {
+    load: async (room) => {
+      const result = await inner.load(room)
+      if (reads++ === 0) await new Promise<void>((resolve) => { releaseFirst = resolve })
+      return result
+    },
+    append: (entries) => inner.append(entries),
+    compact: (room) => inner.compact(room),
+    has: (room) => inner.has(room),
+    check: () => inner.check(),
+    close: () => inner.close(),
+  }
+  let handler: BusHandler | null = null
+  const bus: Bus = {
+    subscribe: async (_room, h) => { handler = h; return { close: async () => {} } },
+    publish: async () => {},
+    close: async () => {},
+  }
+  const room = new Room('gap', { storage, commits: new GroupCommitter(storage, log), bus, log, compactAfterRows: 500 })
+  try {
+    await waitFor(() => handler !== null && reads === 1, { message: 'the load is reading storage' })
+    // Another instance stored more, and this one lost the bus message saying so.
+    const later = new Y.Doc()
+    Y.applyUpdate(later, (await inner.load('gap')).updates[0]!)
+    later.getText('text').insert(3, ' and new')
+    await inner.append([{ room: 'gap', update: Y.encodeStateAsUpdate(later) }])
+    handler!.gap()
+    releaseFirst()
+    await room.loaded
+    await waitFor(() => room.doc.getText('text').toString() === 'old and new', { message: 'the reload applied' })
+    const peer = recordingPeer()
+    room.join(peer)
+    room.receive(peer, { type: 'sync-step1', stateVector: new Uint8Array([0]) })
+    assert.equal(step2Text(peer.frames.at(-1)!), 'old and new')
   } finally {
     room.destroy()
   }
