@@ -35,6 +35,13 @@ export type RoomEvent = 'update' | 'awareness'
 /** How often a peer whose updates keep depending on content the room lacks is asked for it. */
 const ASK_INTERVAL_MS = 10_000
 
+/**
+ * After a compaction failed, the next is tried this much later, doubling per failure up to the maximum:
+ * a log that cannot be merged (an unreadable row) would otherwise be read whole after every commit.
+ */
+const COMPACT_RETRY_MS = 60_000
+const COMPACT_RETRY_MAX_MS = 60 * 60_000
+
 /** A client with an empty document: it needs the whole document, the same bytes for every such client. */
 const isEmptyStateVector = (stateVector: Uint8Array): boolean => stateVector.length === 1 && stateVector[0] === 0
 
@@ -70,6 +77,9 @@ export class Room {
   readonly #presence: RoomAwareness
   #logRows = 0
   #compacting = false
+  #compactFailures = 0
+  /** No compaction is scheduled before this time (ms since the epoch) after a failure. */
+  #compactAfter = 0
   #subscription: BusSubscription | null = null
   #busBacklog: BusMessage[] | null = []
   #listeners = new Set<(event: RoomEvent) => void>()
@@ -399,7 +409,7 @@ export class Room {
   }
 
   #scheduleCompaction (): void {
-    if (this.#compacting) return
+    if (this.#compacting || Date.now() < this.#compactAfter) return
     this.#compacting = true
     setImmediate(() => { void this.compact() })
   }
@@ -411,8 +421,12 @@ export class Room {
       const rows = this.#logRows
       await this.#ctx.storage.compact(this.name)
       this.#logRows = Math.max(0, this.#logRows - rows)
+      this.#compactFailures = 0
+      this.#compactAfter = 0
     } catch (error) {
-      this.#ctx.log.warn({ room: this.name, err: error }, 'compaction failed; will retry later')
+      const retryInMs = Math.min(COMPACT_RETRY_MAX_MS, COMPACT_RETRY_MS * 2 ** this.#compactFailures++)
+      this.#compactAfter = Date.now() + retryInMs
+      this.#ctx.log.warn({ room: this.name, err: error, retryInMs }, 'compaction failed; the log grows until a later one succeeds')
     } finally {
       this.#compacting = false
     }

@@ -10,6 +10,7 @@ import { MemoryStorage } from '../../server/storage/memory.js'
 import type { AppendEntry, Storage } from '../../server/storage/storage.js'
 import { dependentUpdates } from '../helpers/updates.js'
 import { waitFor } from '../helpers/wait.js'
+import * as Y from 'yjs'
 
 interface GatedStorage extends Storage {
   /** Every commit so far; while `held`, each waits until the test settles it. */
@@ -101,5 +102,31 @@ describe('a room admitting updates', () => {
     await room.flushed()
     assert.equal(room.doc.getText('text').toString(), 'ab')
     room.destroy()
+  })
+  it('tries a compaction that failed again only after a while, not after every commit', async () => {
+    const inner = new MemoryStorage()
+    let compactions = 0
+    const storage: Storage = {
+      load: (room) => inner.load(room),
+      append: (entries) => inner.append(entries),
+      compact: async () => { compactions++; throw new Error('a row cannot be merged') },
+      has: (room) => inner.has(room),
+      check: () => inner.check(),
+      close: () => inner.close(),
+    }
+    const log = createLogger('silent')
+    const room = new Room('compaction', { storage, commits: new GroupCommitter(storage, log), bus: null, log, compactAfterRows: 1 })
+    try {
+      await room.loaded
+      const author = new Y.Doc()
+      for (let i = 0; i < 20; i++) {
+        author.getText('text').insert(i, 'x')
+        await room.submitAndWait(Y.encodeStateAsUpdate(author))
+        await waitFor(() => compactions >= 1, { message: 'the first compaction ran' })
+      }
+      assert.equal(compactions, 1)
+    } finally {
+      room.destroy()
+    }
   })
 })
