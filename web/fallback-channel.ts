@@ -8,6 +8,10 @@
  * to the provider. A refusal that is final (close codes 4400-4499: bad token, forbidden) is passed on
  * instead, since the server was reached and would refuse the secondary too.
  *
+ * A secondary that fails to open too means the server could not be reached at all (down, restarting, no
+ * network): the next connection tries the primary first again, so that a page comes back over WebSocket
+ * after an outage.
+ *
  * While on the secondary it probes the primary every `retryPrimaryMs`; when a probe opens, it closes the
  * secondary with `switchCode` (transient, so the provider reconnects at once) and the next connection
  * uses the primary. A session never changes transport under the provider's feet: it sees a close and a
@@ -47,6 +51,8 @@ export const fallbackChannel = (primary: ChannelFactory, secondary: ChannelFacto
     let closed = false
     let probeTimer: ReturnType<typeof setTimeout> | null = null
     let probe: Channel | null = null
+    /** The last channel tried: what a connection that never opened reports as its kind. */
+    let tried: Channel | null = null
 
     const finish = (code: number, reason: string): void => {
       if (closed) return
@@ -90,11 +96,16 @@ export const fallbackChannel = (primary: ChannelFactory, secondary: ChannelFacto
         },
       })
       pending = channel
+      tried = channel
     }
 
     const useSecondary = (): void => {
       if (closed) return
-      attempt(secondary, finish, null)
+      attempt(secondary, (code, reason) => {
+        // Both failed: the server is down or unreachable, which says nothing against the primary.
+        if (!isFinal(code)) primaryFailedAt = -Infinity
+        finish(code, reason)
+      }, null)
     }
 
     const scheduleProbe = (): void => {
@@ -136,7 +147,7 @@ export const fallbackChannel = (primary: ChannelFactory, secondary: ChannelFacto
 
     return {
       get kind (): ChannelKind {
-        return (active ?? pending)?.kind ?? 'websocket'
+        return (active ?? pending ?? tried)?.kind ?? 'websocket'
       },
       send: (frame) => { active?.send(frame) },
       close: (code, reason) => {

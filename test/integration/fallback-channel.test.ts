@@ -68,6 +68,23 @@ describe('the fallback channel', () => {
     assert.deepEqual(kinds, ['poll', 'websocket'])
   })
 
+  it('comes back over WebSocket after an outage in which polling failed too', async () => {
+    const ws = blockable(wsChannel())
+    const poll = blockable(pollChannel())
+    ws.mode = 'refuse'
+    poll.mode = 'refuse'
+    const kinds: ChannelKind[] = []
+    const factory = fallbackChannel(ws.factory, poll.factory, { retryPrimaryMs: 60_000, openTimeoutMs: 2000, onKind: (kind) => kinds.push(kind) })
+    const client = connectChannelClient(factory, { serverUrl: server.url, room: 'outage' })
+    clients.push(client)
+    // The server is down: both transports fail, and the client keeps retrying.
+    await waitFor(() => client.closes.length >= 2, { message: 'attempts fail while the server is down' })
+    ws.mode = 'ok'
+    poll.mode = 'ok'
+    await waitFor(() => client.synced, { message: 'synced once the server is back' })
+    assert.deepEqual(kinds, ['websocket'], 'WebSocket, not polling: nothing showed that WebSocket was blocked')
+  })
+
   it('falls back when the WebSocket hangs without opening', async () => {
     const ws = blockable(wsChannel())
     ws.mode = 'hang'
