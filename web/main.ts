@@ -12,7 +12,7 @@ import { byId } from './dom.js'
 import { loadIdentity } from './identity.js'
 import { mountPresence } from './presence-view.js'
 import { RelayProvider } from './provider.js'
-import { randomRoomName, roomFromUrl, shareUrl } from './room-url.js'
+import { randomRoomName, roomFromUrl, shareUrl, tokenFromUrl } from './room-url.js'
 import { mountStatus } from './status-view.js'
 import { websocketChannel } from './websocket-channel.js'
 import { fallbackChannel } from './fallback-channel.js'
@@ -27,6 +27,18 @@ const storage = ((): Storage | null => {
 })()
 
 const room = roomFromUrl(location.href) ?? randomRoomName()
+// `?token=` for a server with AUTH_SECRET: sent with every connection, kept for this tab's reloads, and
+// left out of the address bar, so that the link people share does not hand it on.
+const token = ((): string | null => {
+  const key = `yjs-relay:token:${room}`
+  const given = tokenFromUrl(location.href)
+  try {
+    if (given !== null) sessionStorage.setItem(key, given)
+    return given ?? sessionStorage.getItem(key)
+  } catch {
+    return given
+  }
+})()
 // `?transport=poll` forces long-polling (to try it, or where upgrades hang instead of failing). Read
 // before the address is rewritten to the share link, which leaves it out.
 const forcePoll = new URL(location.href).searchParams.get('transport') === 'poll'
@@ -43,7 +55,7 @@ const persistence = new IndexeddbPersistence(`yjs-relay/${room}`, doc)
 const serverUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
 // WebSocket when it connects; HTTP long-polling where upgrades are blocked, moving back when they work.
 const channel = forcePoll ? pollChannel() : fallbackChannel(websocketChannel(), pollChannel())
-const provider = new RelayProvider(serverUrl, room, doc, { channel })
+const provider = new RelayProvider(serverUrl, room, doc, { channel, params: token === null ? {} : { token } })
 
 mountPresence(provider.awareness, loadIdentity(storage), storage)
 mountStatus(provider)

@@ -18,6 +18,12 @@ export const roomFromUrl = (href: string): string | null => {
   }
 }
 
+/** The access token given in a URL (`?token=`, as the server's token CLI prints it for a room), or null. */
+export const tokenFromUrl = (href: string): string | null => {
+  const token = new URL(href).searchParams.get('token')
+  return token === null || token.trim() === '' ? null : token.trim()
+}
+
 /** A room name nobody will guess: `note-` and 10 base-36 characters. */
 export const randomRoomName = (random: (bytes: Uint8Array) => Uint8Array = (b) => crypto.getRandomValues(b)): string => {
   const bytes = random(new Uint8Array(10))

@@ -12,6 +12,7 @@ import {
   browserMissing, launchBrowser, openEditor, samePageText, screenshot, statusOf, textOf, typeAtEnd, waitSynced, type EditorPage,
 } from '../helpers/browser.js'
 import * as Y from 'yjs'
+import { signToken } from '../../server/auth.js'
 import { connectClient, synced } from '../helpers/clients.js'
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js'
 import { waitFor } from '../helpers/wait.js'
@@ -126,6 +127,21 @@ describe('web editor in Chromium', { skip }, () => {
     } finally {
       mallory.destroy()
     }
+  })
+
+  test('on a server with AUTH_SECRET, a page opened with ?token= edits the room, keeps the token out of its address, and across a reload', async () => {
+    await freshData()
+    const secret = 'an-auth-secret-of-the-tests-0123456789'
+    const server = await start({ AUTH_SECRET: secret })
+    const token = await signToken({ secret, room: 'secured', mode: 'write', ttlSeconds: 600 })
+    const page = await open(server, 'secured', { query: { token } })
+    await typeAtEnd(page, 'with a token')
+    assert.doesNotMatch(page.page.url(), /token/)
+    await page.page.reload()
+    await waitSynced(page)
+    await samePageText([page], { expected: 'with a token' })
+    const stored = await fetch(`${server.http}/api/docs/secured`, { headers: { authorization: `Bearer ${token}` } })
+    assert.deepEqual(await stored.json(), { text: 'with a token' })
   })
 
   test('a server killed with SIGKILL and restarted: both pages show the outage, reconnect by themselves, and lose or duplicate nothing', async () => {

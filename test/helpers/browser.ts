@@ -46,6 +46,8 @@ export interface OpenOptions {
   readonly name?: string
   readonly color?: string
   readonly viewport?: { width: number, height: number }
+  /** More query parameters for the page's URL (a token). */
+  readonly query?: Record<string, string>
 }
 
 /** Opens the editor on `room` in a fresh browser context (its own storage: another user). */
@@ -63,7 +65,7 @@ export const openEditor = async (browser: Browser, http: string, room: string, o
       if (color !== undefined) localStorage.setItem('yjs-relay:color', color)
     }, { name: options.name, color: options.color })
   }
-  await page.goto(`${http}/?room=${encodeURIComponent(room)}`)
+  await page.goto(`${http}/?${new URLSearchParams({ room, ...options.query }).toString()}`)
   await waitSynced(editor)
   return editor
 }
