@@ -13,7 +13,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import express from 'express'
-import { createSyncServer, LISTEN_BACKLOG, MemoryStorage, SyncError, type SyncServer } from '../server/index.js'
+import { createSyncServer, LISTEN_BACKLOG, MemoryStorage, SyncError, validateRoomName, type SyncServer } from '../server/index.js'
 
 export interface RunningExample {
   readonly sync: SyncServer
@@ -39,10 +39,16 @@ export const start = async (port = 0, host = '127.0.0.1'): Promise<RunningExampl
     sync.handleRequest(request, response).then((handled) => { if (!handled) next() }, next)
   })
   app.get('/', (_request, response) => { response.type('text').send('my app\n') })
-  // The app's own API reads and changes documents from server code.
+  // The app's own API reads and changes documents from server code. A room is named by the raw path, as
+  // sockets name it (`my%20notes`); Express would hand `request.params` over decoded (`my notes`).
+  const roomOf = (request: express.Request): string => {
+    const room = request.path.slice('/notes/'.length)
+    validateRoomName(room)
+    return room
+  }
   app.get('/notes/:room', async (request, response, next) => {
     try {
-      const room = await sync.openRoom(request.params.room)
+      const room = await sync.openRoom(roomOf(request))
       try {
         response.json({ text: room.doc.getText('text').toString() })
       } finally {
@@ -55,7 +61,7 @@ export const start = async (port = 0, host = '127.0.0.1'): Promise<RunningExampl
   app.post('/notes/:room', express.json(), async (request, response, next) => {
     try {
       const line = String((request.body as { line?: unknown }).line ?? '')
-      await sync.transact(request.params.room, (doc) => {
+      await sync.transact(roomOf(request), (doc) => {
         const text = doc.getText('text')
         text.insert(text.length, `${line}\n`)
       })
@@ -63,6 +69,13 @@ export const start = async (port = 0, host = '127.0.0.1'): Promise<RunningExampl
     } catch (error) {
       next(error)
     }
+  })
+
+  // Errors as text with their status: a bad room name (400), a body that is not JSON (400).
+  app.use((error: unknown, _request: express.Request, response: express.Response, next: express.NextFunction) => {
+    if (response.headersSent) return next(error)
+    const status = error instanceof SyncError ? error.status : (error as { status?: number }).status ?? 500
+    response.status(status).type('text').send(`${error instanceof Error && status < 500 ? error.message : 'internal error'}\n`)
   })
 
   const http = await new Promise<Server>((resolve) => {

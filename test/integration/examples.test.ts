@@ -103,6 +103,22 @@ describe('examples/express-app: an Express app mounting the sync server at /sync
     clients.push(anonymous)
     assert.equal(await closeCode(anonymous), 4401)
 
+    // App routes name rooms as sockets do, by the raw path; bad names and bodies get a 400 as text.
+    const spaced = connectClient(ws, 'my notes', { params: { user: 'bob' } })
+    clients.push(spaced)
+    await synced(spaced)
+    const line = (room: string, body: string): Promise<Response> =>
+      fetch(`${http}/notes/${room}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    assert.equal((await line('my%20notes', JSON.stringify({ line: 'spaced' }))).status, 200)
+    await waitFor(() => spaced.text.toString() === 'spaced\n', { message: 'the app edit in the room the socket named' })
+    const badRoom = await line('a|b', JSON.stringify({ line: 'x' }))
+    assert.equal(badRoom.status, 400)
+    assert.match(await badRoom.text(), /room name may hold only/)
+    assert.equal((await line('a%zz', JSON.stringify({ line: 'x' }))).status, 400)
+    const badBody = await line('notes', '{not json')
+    assert.equal(badBody.status, 400)
+    assert.doesNotMatch(await badBody.text(), /<html|at .*\.js/i)
+
     await running.close()
     running = null
     await assert.rejects(fetch(`${http}/`))
