@@ -18,6 +18,8 @@ export interface SocketPeerContext {
   /** Every open socket peer of the transport (heartbeat, drain). */
   readonly peers: Set<SocketPeer>
   readonly maxBufferedBytes: number
+  /** The largest frame; a socket may send twice this before its room has loaded. */
+  readonly maxMessageBytes: number
   readonly maxConnectionAgeMs: number | null
   readonly messagesPerSecond: number
   readonly messageBurst: number
@@ -52,6 +54,7 @@ export class SocketPeer implements Peer {
   #closed = false
   /** Frames received before the room loaded; null once joined. */
   #backlog: Uint8Array[] | null = []
+  #backlogBytes = 0
   #ageTimer: NodeJS.Timeout | null = null
 
   /** Takes over `ws`; the room must have been acquired for it (it is released when the socket closes). */
@@ -141,8 +144,13 @@ export class SocketPeer implements Peer {
     const frame = toBytes(data)
     const counters = this.#ctx.counters
     if (counters !== undefined) { counters.messagesIn++; counters.bytesIn += frame.length }
-    if (this.#backlog === null) this.#handle(frame)
-    else this.#backlog.push(frame)
+    if (this.#backlog === null) return this.#handle(frame)
+    // A client sends its step 1, its awareness and maybe its step 2 (the whole document) before it hears
+    // from the room; held without a bound, frames of a room slow to load could fill memory.
+    this.#backlogBytes += frame.length
+    const limit = 2 * this.#ctx.maxMessageBytes
+    if (this.#backlogBytes > limit) return this.#fail(new SyncError('OVERLOADED', `more than ${limit} bytes sent before the room loaded`))
+    this.#backlog.push(frame)
   }
 
   /** @internal */

@@ -7,6 +7,8 @@ import { connectClient, converged, synced, type Client } from '../helpers/client
 import { openRaw } from '../helpers/raw-socket.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import type { SyncServerOptions } from '../../server/sync-server.js'
+import { MemoryStorage } from '../../server/storage/memory.js'
+import type { Storage } from '../../server/storage/storage.js'
 import { once, waitFor } from '../helpers/wait.js'
 
 /** Opens a socket and reports how the server answered: `open`, or the HTTP status of a refused upgrade. */
@@ -166,6 +168,28 @@ describe('limits', () => {
     await once(quitter, 'close')
     admit()
     await slotFree()
+  })
+
+  it('closes a socket that sends more than two frames\' worth of bytes while its room loads with 1013', async () => {
+    const inner = new MemoryStorage()
+    let loadRoom: () => void = () => {}
+    const gate = new Promise<void>((resolve) => { loadRoom = resolve })
+    const storage: Storage = {
+      load: async (room) => { await gate; return await inner.load(room) },
+      append: (entries) => inner.append(entries),
+      compact: (room) => inner.compact(room),
+      has: (room) => inner.has(room),
+      check: () => inner.check(),
+      close: () => inner.close(),
+    }
+    const server = await serve({ storage, maxMessageBytes: 64 * 1024 })
+    const raw = await openRaw(server.url, 'slow-load')
+    for (let i = 0; i < 3; i++) raw.send(protocol.encodeSyncUpdate(new Uint8Array(60 * 1024)))
+    assert.equal((await raw.closed).code, 1013)
+    loadRoom()
+    const c = connectClient(server.url, 'slow-load')
+    clients.push(c)
+    await synced(c)
   })
 
   it('refuses connections over the per-room and per-instance limits with 503', async () => {
