@@ -55,6 +55,8 @@ export class SocketPeer implements Peer {
   /** Frames received before the room loaded; null once joined. */
   #backlog: Uint8Array[] | null = []
   #backlogBytes = 0
+  /** The largest frame sent since the socket's buffer was last empty: the slow-consumer bound allows it. */
+  #largestPending = 0
   #ageTimer: NodeJS.Timeout | null = null
 
   /** Takes over `ws`; the room must have been acquired for it (it is released when the socket closes). */
@@ -90,13 +92,17 @@ export class SocketPeer implements Peer {
     const ws = this.ws
     if (ws.readyState !== WebSocket.OPEN || this.#closed) return
     // A client that does not read would make the server hold every update for it, without end.
-    // Closed, it reconnects and resyncs from the document instead.
-    if (ws.bufferedAmount > this.#ctx.maxBufferedBytes) {
-      this.#ctx.log.warn({ room: this.#room.name, peer: this.label, buffered: ws.bufferedAmount }, 'closing a slow consumer')
+    // Closed, it reconnects and resyncs from the document instead. One frame may pass the bound alone: a
+    // joiner's step 2 of a document bigger than the bound would close every joiner once.
+    const buffered = ws.bufferedAmount
+    if (buffered === 0) this.#largestPending = 0
+    else if (buffered > this.#ctx.maxBufferedBytes + this.#largestPending) {
+      this.#ctx.log.warn({ room: this.#room.name, peer: this.label, buffered }, 'closing a slow consumer')
       const slow = new SyncError('SLOW_CONSUMER')
       this.close(slow.closeCode, slow.message)
       return
     }
+    if (frame.length > this.#largestPending) this.#largestPending = frame.length
     this.#ctx.frames.send(ws, frame)
     const counters = this.#ctx.counters
     if (counters !== undefined) { counters.messagesOut++; counters.bytesOut += frame.length }

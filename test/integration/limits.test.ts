@@ -227,6 +227,19 @@ describe('limits', () => {
     assert.equal(a.text.toString(), 'kept')
   })
 
+  it('lets a client join a document bigger than the unsent-data bound, and keeps it', async () => {
+    // Bigger than what the loopback's kernel buffers take at once, so that the step 2 waits in the socket.
+    const size = 24 * 1024 * 1024
+    const server = await serve({ maxBufferedBytes: 1024 * 1024, maxMessageBytes: 32 * 1024 * 1024 })
+    await server.server.transact('big', (doc) => doc.getText('text').insert(0, 'x'.repeat(size)))
+    const [a, b] = await pair(server, 'big')
+    assert.equal(a.text.length, size)
+    const closes: number[] = []
+    for (const c of [a, b]) c.provider.on('connection-close', (event: { code: number } | null) => closes.push(event?.code ?? 0))
+    await stillConverge([a, b], 'and more')
+    assert.deepEqual(closes, [])
+  })
+
   it('closes a consumer that stops reading with 4508 once its unsent data passes the bound', async () => {
     const server = await serve({ maxBufferedBytes: 256 * 1024, maxMessageBytes: 4 * 1024 * 1024 })
     const peers = await pair(server, 'slow')
