@@ -50,6 +50,15 @@ export const mountDemoPanel = ({ provider, apiBase }: DemoPanelOptions): void =>
     }
   }
   closeMe.addEventListener('click', () => { void post(`close-me?client=${provider.doc.clientID}`, 'close this connection (4000)') })
+  // Long-polling holds no connection the server could drop: each request is its own.
+  const onTransport = (): void => {
+    const polling = provider.transport === 'poll'
+    closeMe.disabled = polling
+    closeMe.title = polling ? 'This page is long-polling: there is no connection to drop, and a restart closes only WebSockets' : ''
+  }
+  provider.on('transport', onTransport)
+  provider.on('status', onTransport)
+  onTransport()
   restart.addEventListener('click', () => { void post('restart', 'restart the room (1012)') })
 
   let asked = false

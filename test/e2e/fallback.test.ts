@@ -70,6 +70,9 @@ describe('long-polling fallback in Chromium', { skip }, () => {
     await typeAtEnd(forced, 'forced. ')
     await samePageText([forced, normal], { expected: 'forced. ' })
     assert.match(await transportOf(forced), /poll/i)
+    // The demo's "drop my connection" has no connection to drop on a polling page.
+    assert.equal(await forced.page.locator('#demo-close-me').isDisabled(), true)
+    assert.equal(await normal.page.locator('#demo-close-me').isDisabled(), false)
     assert.deepEqual(forced.errors, [])
   })
 })
