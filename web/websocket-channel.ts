@@ -26,10 +26,18 @@ const OPEN = 1
 
 /**
  * The room as it goes into a URL path, the way y-websocket writes it (as is; the URL parser then
- * percent-encodes spaces, `<`, `>`, unicode...), except `?` and `#`, which would end the path. So a stock
- * client and this one name the same server room, and the long-poll channel (`pollUrl`) does the same.
+ * percent-encodes spaces, `<`, `>`, unicode...), so that a stock client and this one name the same server
+ * room; the long-poll channel (`pollUrl`) does the same. Escaped, where a stock client cannot reach the
+ * room at all: `?` and `#`, which would end the path; `[`, `]`, `\`, `^`, `|` and a `%` that starts no
+ * escape, which the server refuses in a room name (and `\` would become `/`); `.` and `..` as a whole
+ * segment, which the URL parser would resolve away (`a/../b` is room `b`), even written `%2E`: each dot
+ * becomes `%252E`.
  */
-export const roomPath = (room: string): string => room.replace(/[?#]/g, (c) => encodeURIComponent(c))
+export const roomPath = (room: string): string => room
+  .replace(/[?#[\]\\^|]|%(?![0-9A-Fa-f]{2})/g, (c) => encodeURIComponent(c))
+  .split('/')
+  .map((segment) => /^(?:\.|%2e){1,2}$/i.test(segment) ? segment.replace(/\.|%2e/gi, '%252E') : segment)
+  .join('/')
 
 /** The URL of a room: `<serverUrl>/<room path>?<params>`. */
 export const roomUrl = (target: Pick<ChannelTarget, 'serverUrl' | 'room' | 'params'>): string => {

@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { describeClose, isFinalClose } from '../../web/close-codes.js'
 import { randomRoomName, roomFromUrl, shareUrl } from '../../web/room-url.js'
+import { validateRoomName } from '../../server/admission.js'
 import { pollUrl } from '../../web/poll-channel.js'
 import { roomUrl, serverRoomName } from '../../web/websocket-channel.js'
 
@@ -36,6 +37,13 @@ test('a share link round-trips any room name, and random rooms look alike but di
 
 test('the WebSocket URL carries the room as y-websocket does (only ? and # escaped), then the params', () => {
   assert.equal(roomUrl({ serverUrl: 'ws://h:1/', room: 'a b/ü?#', params: {} }), 'ws://h:1/a b/ü%3F%23')
+  // Names a stock client cannot reach: each becomes a room name the server takes, its own.
+  const names = ['100%', '50%off', '[brackets]', 'a/../b', 'b', 'back\\slash', 'back/slash', '..', '.', 'x/%2e%2E/y', 'caret^pipe|']
+  const rooms = names.map(serverRoomName)
+  for (const room of rooms) validateRoomName(room)
+  assert.equal(new Set(rooms).size, names.length, rooms.join(' '))
+  assert.equal(serverRoomName('100%'), '100%25')
+  assert.equal(serverRoomName('a b'), 'a%20b', 'as a stock client names it')
   // The long-poll URL names the same room: a `?` or `#` left in would end its path.
   assert.equal(new URL(pollUrl('ws://h:1/', 'a b/ü?#')).pathname, `/poll/${serverRoomName('a b/ü?#')}`)
   assert.equal(roomUrl({ serverUrl: 'ws://h:1', room: 'r', params: { token: 'x y' } }), 'ws://h:1/r?token=x+y')
