@@ -31,6 +31,14 @@ export class PostgresStorage implements Storage {
   readonly #t: { updates: string, snapshots: string }
   readonly #schema: string
   readonly #merger = new SnapshotMerger()
+  /**
+   * Compactions that may hold a connection at once. Each holds one while it waits for its room's lock and
+   * for the merge worker: unbounded, a wave of rooms unloading together took the whole pool, and group
+   * commits waiting for a connection failed (4503 to their writers).
+   */
+  readonly #compactionSlots: number
+  #compacting = 0
+  readonly #compactionQueue: Array<() => void> = []
   #closed = false
 
   private constructor (options: PostgresStorageOptions, schema: string) {
@@ -39,6 +47,7 @@ export class PostgresStorage implements Storage {
     this.#t = { updates: `${q}.updates`, snapshots: `${q}.snapshots` }
     const maxConnections = options.maxConnections ?? 10
     if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be an integer >= 1, got ${maxConnections}`)
+    this.#compactionSlots = Math.max(1, Math.floor(maxConnections / 4))
     this.#pool = new pg.Pool({
       connectionString: options.url,
       max: maxConnections,
@@ -125,6 +134,19 @@ export class PostgresStorage implements Storage {
   }
 
   async compact (room: string): Promise<void> {
+    // A finished compaction hands its slot to the next one waiting.
+    if (this.#compacting < this.#compactionSlots) this.#compacting++
+    else await new Promise<void>((resolve) => this.#compactionQueue.push(resolve))
+    try {
+      await this.#compact(room)
+    } finally {
+      const next = this.#compactionQueue.shift()
+      if (next !== undefined) next()
+      else this.#compacting--
+    }
+  }
+
+  async #compact (room: string): Promise<void> {
     const { updates, snapshots } = this.#t
     await this.#transaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [`yjs-relay ${this.#schema}`, room])

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
+import pg from 'pg'
 import * as Y from 'yjs'
 import { PostgresStorage } from '../../server/storage/postgres.js'
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from '../helpers/postgres.js'
@@ -62,6 +63,29 @@ describe('postgres storage with several instances on one database', () => {
     } finally {
       await a.close()
       await b.close()
+    }
+  })
+
+  it('keeps commits going while compactions wait for a room another instance is compacting', async () => {
+    const storage = await PostgresStorage.open({ url: TEST_DATABASE_URL, schema, maxConnections: 4, connectTimeoutMs: 1000 })
+    const other = new pg.Client({ connectionString: TEST_DATABASE_URL })
+    await other.connect()
+    const writer = new Y.Doc()
+    try {
+      await storage.append([{ room: 'held', update: edit(writer, (t) => t.insert(0, 'held')) }])
+      // Another instance's compaction of the room: it holds the room's lock until it commits.
+      await other.query('BEGIN')
+      await other.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [`yjs-relay ${schema}`, 'held'])
+      const compactions = Array.from({ length: 6 }, () => storage.compact('held'))
+      // Each waiting compaction would hold a connection; group commits must still get one.
+      for (let i = 0; i < 5; i++) await storage.append([{ room: 'busy', update: edit(writer, (t) => t.insert(0, 'x')) }])
+      await other.query('COMMIT')
+      await Promise.all(compactions)
+      assert.equal(textOf((await storage.load('held')).updates), 'held')
+      assert.equal((await storage.load('busy')).updates.length, 5)
+    } finally {
+      await other.end()
+      await storage.close()
     }
   })
 
