@@ -26,7 +26,11 @@ const openStorage = async (config: Config, log: Logger): Promise<Storage> => {
   }
   const file = join(config.dataDir, 'rooms.sqlite')
   log.info({ file, synchronous: config.sqliteSynchronous }, 'storage: SQLite')
-  return new SqliteStorage({ file, synchronous: config.sqliteSynchronous })
+  try {
+    return new SqliteStorage({ file, synchronous: config.sqliteSynchronous })
+  } catch (error) {
+    throw new ConfigError(`DATA_DIR (--data-dir) ${config.dataDir}: cannot open ${file}: ${(error as Error).message}`)
+  }
 }
 
 const main = async (): Promise<void> => {
@@ -44,7 +48,14 @@ const main = async (): Promise<void> => {
     process.exit(2)
   }
   const log = createLogger(config.logLevel)
-  const storage = await openStorage(config, log)
+  let storage: Storage
+  try {
+    storage = await openStorage(config, log)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    process.stderr.write(`configuration error: ${error.message}\n`)
+    process.exit(2)
+  }
   let bus: Bus | null = null
   if (config.redisUrl !== null) {
     log.info({ host: new URL(config.redisUrl).host, prefix: config.redisPrefix }, 'bus: Redis Streams')

@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { existsSync, mkdirSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { SnapshotMerger } from './merger.js'
 import type { AppendEntry, Storage, StoredRoom } from './storage.js'
@@ -32,7 +32,7 @@ export class SqliteStorage implements Storage {
   readonly #exists: Database.Statement<[string, string], { one: number }>
 
   constructor (options: SqliteStorageOptions) {
-    if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true })
+    if (options.file !== ':memory:') makeDirectory(dirname(options.file))
     const db = this.#db = new Database(options.file)
     db.pragma('journal_mode = WAL')
     db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
@@ -124,4 +124,14 @@ export class SqliteStorage implements Storage {
     await this.#merger.close()
     if (this.#db.open) this.#db.close()
   }
+}
+
+/**
+ * Creates `dir` and its missing parents, one level at a time: a recursive mkdir retries for ever where the
+ * kernel refuses a level (under /proc), and this fails at once with the level it could not make.
+ */
+const makeDirectory = (dir: string): void => {
+  const missing: string[] = []
+  for (let at = resolve(dir); !existsSync(at) && at !== dirname(at); at = dirname(at)) missing.unshift(at)
+  for (const level of missing) mkdirSync(level)
 }

@@ -24,6 +24,16 @@ describe('the server program', () => {
     assert.match((failed as { stderr: string }).stderr, /PORT/)
   })
 
+  it('stops at start-up, naming DATA_DIR, when the database cannot be made there', async () => {
+    // A file where a folder should be, and a folder the kernel refuses (a recursive mkdir would spin).
+    for (const dataDir of [fileURLToPath(import.meta.url), '/proc/no-such-folder/data']) {
+      const failed = await run(process.execPath, [main], { env: { ...process.env, PORT: '0', DATA_DIR: dataDir }, timeout: 20_000 })
+        .catch((error: { code: number, stderr: string }) => error)
+      assert.ok('code' in failed && failed.code === 2, `exit code 2 for ${dataDir}`)
+      assert.match((failed as { stderr: string }).stderr, /configuration error: DATA_DIR \(--data-dir\) .*cannot open/)
+    }
+  })
+
   it('logs JSON lines with a severity Cloud Logging understands', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'main-'))
     const server = await startServerProcess({ DATA_DIR: dataDir })
