@@ -3,7 +3,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it } from 'node:test'
 import { createLogger, createSyncServer, MemoryStorage, SyncError } from '../../server/index.js'
-import type { Storage } from '../../server/storage/storage.js'
+import { storageWith } from '../helpers/storage.js'
 import { connectClient, synced } from '../helpers/clients.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -51,14 +51,7 @@ describe('embedding API', () => {
   it('stores a server-side change before any client sees it, and one that cannot be stored is seen by none', async () => {
     const inner = new MemoryStorage()
     let failing = false
-    const storage: Storage = {
-      load: (room) => inner.load(room),
-      append: (entries) => failing ? Promise.reject(new Error('disk full')) : inner.append(entries),
-      compact: (room) => inner.compact(room),
-      has: (room) => inner.has(room),
-      check: () => inner.check(),
-      close: () => inner.close(),
-    }
+    const storage = storageWith(inner, { append: (entries) => failing ? Promise.reject(new Error('disk full')) : inner.append(entries) })
     const sync = createSyncServer({ storage, logger: createLogger('silent') })
     const url = `ws://127.0.0.1:${(await sync.listen(0, '127.0.0.1')).port}`
     const client = connectClient(url, 'server-edits')

@@ -8,7 +8,7 @@ import { openRaw } from '../helpers/raw-socket.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import type { SyncServerOptions } from '../../server/sync-server.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
-import type { Storage } from '../../server/storage/storage.js'
+import { storageWith } from '../helpers/storage.js'
 import { once, waitFor } from '../helpers/wait.js'
 
 /** Opens a socket and reports how the server answered: `open`, or the HTTP status of a refused upgrade. */
@@ -174,14 +174,7 @@ describe('limits', () => {
     const inner = new MemoryStorage()
     let loadRoom: () => void = () => {}
     const gate = new Promise<void>((resolve) => { loadRoom = resolve })
-    const storage: Storage = {
-      load: async (room) => { await gate; return await inner.load(room) },
-      append: (entries) => inner.append(entries),
-      compact: (room) => inner.compact(room),
-      has: (room) => inner.has(room),
-      check: () => inner.check(),
-      close: () => inner.close(),
-    }
+    const storage = storageWith(inner, { load: async (room) => { await gate; return await inner.load(room) } })
     const server = await serve({ storage, maxMessageBytes: 64 * 1024 })
     const raw = await openRaw(server.url, 'slow-load')
     for (let i = 0; i < 3; i++) raw.send(protocol.encodeSyncUpdate(new Uint8Array(60 * 1024)))

@@ -9,6 +9,7 @@ import type { Storage } from '../../server/storage/storage.js'
 import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
 import { startServer } from '../helpers/server.js'
 import { loadTrace, patchesOf } from '../helpers/trace.js'
+import { storageWith } from '../helpers/storage.js'
 import { waitFor } from '../helpers/wait.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'rooms-'))
@@ -19,12 +20,7 @@ const counting = (inner: Storage): Storage & { loads: Map<string, number> } => {
   const loads = new Map<string, number>()
   return {
     loads,
-    load: (room) => { loads.set(room, (loads.get(room) ?? 0) + 1); return inner.load(room) },
-    append: (e) => inner.append(e),
-    compact: (r) => inner.compact(r),
-    has: (r) => inner.has(r),
-    check: () => inner.check(),
-    close: () => inner.close(),
+    ...storageWith(inner, { load: (room) => { loads.set(room, (loads.get(room) ?? 0) + 1); return inner.load(room) } }),
   }
 }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import * as Y from 'yjs'
 import { SyncError } from '../../server/errors.js'
 import { GroupCommitter } from '../../server/committer.js'
 import { createLogger } from '../../server/log.js'
@@ -8,9 +9,9 @@ import { decodeMessage } from '../../server/protocol.js'
 import { Room } from '../../server/room.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
 import type { AppendEntry, Storage } from '../../server/storage/storage.js'
+import { storageWith } from '../helpers/storage.js'
 import { dependentUpdates } from '../helpers/updates.js'
 import { waitFor } from '../helpers/wait.js'
-import * as Y from 'yjs'
 
 interface GatedStorage extends Storage {
   /** Every commit so far; while `held`, each waits until the test settles it. */
@@ -23,16 +24,13 @@ const gatedStorage = (): GatedStorage => {
   const storage: GatedStorage = {
     commits: [],
     held: true,
-    load: (room) => inner.load(room),
-    append: (entries) => new Promise<void>((resolve, reject) => {
-      const settle = (error?: Error): void => error === undefined ? resolve(inner.append(entries)) : reject(error)
-      storage.commits.push({ entries, settle })
-      if (!storage.held) settle()
+    ...storageWith(inner, {
+      append: (entries) => new Promise<void>((resolve, reject) => {
+        const settle = (error?: Error): void => error === undefined ? resolve(inner.append(entries)) : reject(error)
+        storage.commits.push({ entries, settle })
+        if (!storage.held) settle()
+      }),
     }),
-    compact: (room) => inner.compact(room),
-    has: (room) => inner.has(room),
-    check: () => inner.check(),
-    close: () => inner.close(),
   }
   return storage
 }
@@ -106,14 +104,7 @@ describe('a room admitting updates', () => {
   it('tries a compaction that failed again only after a while, not after every commit', async () => {
     const inner = new MemoryStorage()
     let compactions = 0
-    const storage: Storage = {
-      load: (room) => inner.load(room),
-      append: (entries) => inner.append(entries),
-      compact: async () => { compactions++; throw new Error('a row cannot be merged') },
-      has: (room) => inner.has(room),
-      check: () => inner.check(),
-      close: () => inner.close(),
-    }
+    const storage = storageWith(inner, { compact: async () => { compactions++; throw new Error('a row cannot be merged') } })
     const log = createLogger('silent')
     const room = new Room('compaction', { storage, commits: new GroupCommitter(storage, log), bus: null, log, compactAfterRows: 1 })
     try {

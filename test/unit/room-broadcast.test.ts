@@ -8,7 +8,7 @@ import type { Peer } from '../../server/peer.js'
 import { decodeMessage } from '../../server/protocol.js'
 import { Room } from '../../server/room.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
-import type { Storage } from '../../server/storage/storage.js'
+import { storageWith } from '../helpers/storage.js'
 import { waitFor } from '../helpers/wait.js'
 
 const recordingPeer = (): Peer & { frames: Uint8Array[] } => {
@@ -132,18 +132,13 @@ test('a bus gap reported while the room loads is read after the load: fresh clie
   // The load's read waits until the test lets it go; a reload's read does not.
   let releaseFirst: () => void = () => {}
   let reads = 0
-  const storage: Storage = {
+  const storage = storageWith(inner, {
     load: async (room) => {
       const result = await inner.load(room)
       if (reads++ === 0) await new Promise<void>((resolve) => { releaseFirst = resolve })
       return result
     },
-    append: (entries) => inner.append(entries),
-    compact: (room) => inner.compact(room),
-    has: (room) => inner.has(room),
-    check: () => inner.check(),
-    close: () => inner.close(),
-  }
+  })
   let handler: BusHandler | null = null
   const bus: Bus = {
     subscribe: async (_room, h) => { handler = h; return { close: async () => {} } },
