@@ -136,13 +136,17 @@ const startInstance = async (cluster: ClusterFactory): Promise<Instance> => {
   return instance
 }
 
-/** A fetch that sends each request to the next instance in turn: no affinity at all. */
-const alternating = (instances: readonly Instance[]): (input: string, init: RequestInit) => Promise<Response> => {
+/**
+ * A fetch that sends each request to the next instance in turn: no affinity at all. Setting `sendsTo`
+ * steers the sends (`op=send`) to one instance instead, as a load balancer might by chance.
+ */
+const alternating = (instances: readonly Instance[]): ((input: string, init: RequestInit) => Promise<Response>) & { sendsTo: Instance | null } => {
   let next = 0
-  return (input, init) => {
-    const target = instances[next++ % instances.length]!
+  const route = Object.assign((input: string, init: RequestInit): Promise<Response> => {
+    const target = route.sendsTo !== null && input.includes('op=send') ? route.sendsTo : instances[next++ % instances.length]!
     return fetch(input.replace(/^http:\/\/[^/]+/, target.base), init)
-  }
+  }, { sendsTo: null as Instance | null })
+  return route
 }
 
 const textOf = (c: { text: { toString (): string } }): string => c.text.toString()
@@ -169,7 +173,8 @@ const clusterSuite = (makeCluster: () => ClusterFactory): void => {
       const room = 'cluster-room'
       const onA = connectClient(a.url, room)
       const onB = connectClient(b.url, room)
-      const poll = connectChannelClient(pollChannel({ fetch: alternating([a, b]), retryDelayMs: 50 }), { serverUrl: a.url, room })
+      const route = alternating([a, b])
+      const poll = connectChannelClient(pollChannel({ fetch: route, retryDelayMs: 50 }), { serverUrl: a.url, room })
       clients.push(onA, onB, poll)
       await Promise.all([synced(onA), synced(onB)])
       await waitFor(() => poll.synced, { message: 'poll client sync' })
@@ -194,12 +199,12 @@ const clusterSuite = (makeCluster: () => ClusterFactory): void => {
         poll.text.insert(poll.text.length, `${label} `)
       }
       a.backend.stall()
-      // Requests alternate, so edit until a send lands on A (the others land on B and commit there).
-      await waitFor(() => {
-        if (a.backend.stalledCommits > 0) return true
-        edit(`k${edits.length}`)
-        return false
-      }, { intervalMs: 50, message: 'an edit stuck in a commit on A' })
+      // An edit whose send lands on A. Left to alternation, a send and a poll per edit can land every send
+      // on B.
+      route.sendsTo = a
+      edit('k0')
+      await waitFor(() => a.backend.stalledCommits > 0, { message: 'an edit stuck in a commit on A' })
+      route.sendsTo = null
       await waitFor(() => a.sync.heldPolls > 0, { message: 'a poll held by A' })
       await a.kill()
       edit('after-kill')
