@@ -20,8 +20,9 @@ const FIRST_SIGHT_STEP = 2
  * Returns `update` with the clock of each state a client announces raised so that every other client
  * takes it: past the room's removal of a state it announces again, and past what the others may hold for
  * a state the room sees first. Returns `update` itself if it has none (or cannot be read: applying it
- * reports that). The raised clock also reaches the announcing client, whose own state the room echoes
- * back to it, and y-protocols adopts it there: its later changes continue from it.
+ * reports that). `raised(client)` hears of each state raised: the room tells the announcing client of
+ * that clock as a removal (see room-awareness.ts), after which y-protocols moves the client's clock past
+ * it and the client announces its state again: its later changes continue from there.
  *
  * A stock client also sends back every state it receives. Such an echo of a state removed meanwhile
  * must not bring it back: `announcedAgain(client)` says whether the sender can be announcing a removed
@@ -31,6 +32,7 @@ export const reviveAwarenessStates = (
   awareness: Awareness,
   update: Uint8Array,
   announcedAgain: (client: number) => boolean = () => true,
+  raised: (client: number) => void = () => {},
 ): Uint8Array => {
   const revived = (client: number, clock: number, state: string): number | null => {
     if (state === 'null') return null
@@ -54,7 +56,37 @@ export const reviveAwarenessStates = (
   let needed = false
   if (!read((client, clock, state) => { needed ||= revived(client, clock, state) !== null }) || !needed) return update
   const entries: Array<[number, number, string]> = []
-  read((client, clock, state) => { entries.push([client, revived(client, clock, state) ?? clock, state]) })
+  read((client, clock, state) => {
+    const to = revived(client, clock, state)
+    if (to !== null) raised(client)
+    entries.push([client, to ?? clock, state])
+  })
+  return encodeEntries(entries)
+}
+
+/**
+ * `update` with the states of `clients` replaced by removals at the same clocks; `update` itself if it
+ * names none of them or cannot be read.
+ */
+export const asRemovals = (update: Uint8Array, clients: ReadonlySet<number>): Uint8Array => {
+  const entries: Array<[number, number, string]> = []
+  let removed = false
+  try {
+    const decoder = decoding.createDecoder(update)
+    for (let n = decoding.readVarUint(decoder); n > 0; n--) {
+      const client = decoding.readVarUint(decoder)
+      const clock = decoding.readVarUint(decoder)
+      const state = decoding.readVarString(decoder)
+      removed ||= clients.has(client)
+      entries.push([client, clock, clients.has(client) ? 'null' : state])
+    }
+  } catch {
+    return update
+  }
+  return removed ? encodeEntries(entries) : update
+}
+
+const encodeEntries = (entries: ReadonlyArray<readonly [number, number, string]>): Uint8Array => {
   const encoder = encoding.createEncoder()
   encoding.writeVarUint(encoder, entries.length)
   for (const [client, clock, state] of entries) {
@@ -94,9 +126,9 @@ export class AwarenessRevival {
    * `reviveAwarenessStates` for an update from `from`, a joined peer, or null for a client without a
    * socket (long-polling: the project's provider, which never echoes others' states).
    */
-  revive (update: Uint8Array, from: object | null): Uint8Array {
+  revive (update: Uint8Array, from: object | null, raised?: (client: number) => void): Uint8Array {
     if (from === null) return reviveAwarenessStates(this.#awareness, update)
     const joined = this.#joinedAt.get(from) ?? 0
-    return reviveAwarenessStates(this.#awareness, update, (client) => (this.#removedAt.get(client) ?? Infinity) < joined)
+    return reviveAwarenessStates(this.#awareness, update, (client) => (this.#removedAt.get(client) ?? Infinity) < joined, raised)
   }
 }

@@ -1,7 +1,7 @@
 import * as decoding from 'lib0/decoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import type * as Y from 'yjs'
-import { AwarenessRevival } from './awareness-revival.js'
+import { asRemovals, AwarenessRevival } from './awareness-revival.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
 import * as protocol from './protocol.js'
@@ -24,8 +24,8 @@ const NULL_STATE = 'null'
 
 /** Where a room's awareness changes go. */
 export interface AwarenessSink {
-  /** To every peer of the room, as one awareness frame. */
-  broadcast (frame: Uint8Array): void
+  /** To every peer of the room, as one awareness frame; to `own.peer`, if given, as `own.frame` instead. */
+  broadcast (frame: Uint8Array, own: { readonly peer: Peer, readonly frame: Uint8Array } | null): void
   /** To other instances: changes made here, never what came from them. */
   publish (update: Uint8Array): void
 }
@@ -42,6 +42,8 @@ export class RoomAwareness {
   readonly #owned = new Map<Peer, Set<number>>()
   /** Raises the clocks of states that clients announce again (see awareness-revival.ts). */
   readonly #revival: AwarenessRevival
+  /** The states whose clocks the room raised in the message being applied. */
+  #raised: ReadonlySet<number> | null = null
 
   constructor (doc: Y.Doc, sink: AwarenessSink) {
     this.#sink = sink
@@ -74,9 +76,15 @@ export class RoomAwareness {
 
   /** Applies an awareness update from a joined peer. Throws BAD_MESSAGE if it cannot be decoded. */
   receive (peer: Peer, update: Uint8Array): void {
-    const revived = this.#revival.revive(update, peer)
+    const raised = new Set<number>()
+    const revived = this.#revival.revive(update, peer, (client) => raised.add(client))
     this.#check(revived, this.#owned.get(peer))
-    this.#apply(revived, peer)
+    this.#raised = raised
+    try {
+      this.#apply(revived, peer)
+    } finally {
+      this.#raised = null
+    }
   }
 
   /**
@@ -158,7 +166,13 @@ export class RoomAwareness {
     }
     this.#revival.changed(updated, removed)
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, added.concat(updated, removed))
-    this.#sink.broadcast(protocol.encodeAwareness(update))
+    // The sender of a state whose clock the room raised hears of it as a removal at that clock. Sent the
+    // state itself, a client takes the room's copy for news and overwrites any change it made since it
+    // sent it; told its state was removed, y-protocols keeps the client's own state, moves its clock past
+    // the room's, and the client announces what it has now.
+    const raised = this.#raised
+    const own = ids !== undefined && raised !== null && raised.size > 0 ? asRemovals(update, raised) : update
+    this.#sink.broadcast(protocol.encodeAwareness(update), own === update ? null : { peer: origin as Peer, frame: protocol.encodeAwareness(own) })
     // Other instances time states out themselves, and never re-publish what came from the bus.
     if (ids !== undefined || origin === ORIGIN_CLOSE || origin === ORIGIN_CLIENT) this.#sink.publish(update)
   }

@@ -100,7 +100,10 @@ export class Room {
     // A guid of our own: Yjs would otherwise draw a random UUID, one crypto call per character.
     this.doc = new Y.Doc({ gc: true, guid: name })
     this.#presence = new RoomAwareness(this.doc, {
-      broadcast: (frame) => this.#broadcast(frame, 'awareness'),
+      broadcast: (frame, own) => {
+        for (const peer of this.peers) peer.send(peer === own?.peer ? own.frame : frame)
+        this.#notify('awareness')
+      },
       publish: (update) => this.#publish({ kind: 'awareness', data: update }),
     })
     this.awareness = this.#presence.awareness
@@ -397,6 +400,10 @@ export class Room {
 
   #broadcast (frame: Uint8Array, event: RoomEvent): void {
     for (const peer of this.peers) peer.send(frame)
+    this.#notify(event)
+  }
+
+  #notify (event: RoomEvent): void {
     for (const listener of this.#listeners) listener(event)
   }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import * as protocol from '../../server/protocol.js'
 import { connectClient, converged, cutAbruptly, synced, type Client } from '../helpers/clients.js'
@@ -139,6 +140,33 @@ describe('stock y-websocket clients', () => {
     await waitFor(() => room.doc.getText('text').toString().startsWith('after '), { message: 'b\'s edit at the server' })
     await waitFor(() => b.provider.awareness.getStates().get(a.doc.clientID) === undefined, { message: 'a\'s state gone at b' })
     assert.equal(room.awareness.states.has(a.doc.clientID), false, 'a\'s state stays removed at the server')
+  })
+
+  it('keep a change a client makes right after announcing its state, before it hears the state the server raised', async () => {
+    const observer = client('raised-echo')
+    await synced(observer)
+    // A client as y-websocket's: its awareness, every change it applies sent to the server (its own or not).
+    const raw = await openRaw(server.url, 'raised-echo')
+    const own = new awarenessProtocol.Awareness(new Y.Doc())
+    own.on('update', ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }) => {
+      raw.send(protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(own, added.concat(updated, removed))))
+    })
+    raw.ws.on('message', (data: Buffer) => {
+      const message = protocol.decodeMessage(new Uint8Array(data))
+      if (message.type === 'awareness') awarenessProtocol.applyAwarenessUpdate(own, message.update, 'server')
+    })
+    try {
+      // It announces its state (the server has not seen it: it raises the clock), and changes it before
+      // the server's answer arrives.
+      raw.send(protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(own, [own.clientID])))
+      own.setLocalStateField('user', 'late')
+      const name = (): unknown => (observer.provider.awareness.getStates().get(own.clientID) as { user?: string } | undefined)?.user
+      await waitFor(() => name() === 'late', { message: 'the change at the other client' })
+      assert.deepEqual(own.getLocalState(), { user: 'late' }, 'the client kept its change')
+    } finally {
+      own.destroy()
+      raw.ws.close()
+    }
   })
 
   it('terminate a peer that stops answering pings and remove its awareness within the ping bound', async () => {
