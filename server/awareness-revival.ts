@@ -34,34 +34,21 @@ export const reviveAwarenessStates = (
   announcedAgain: (client: number) => boolean = () => true,
   raised: (client: number) => void = () => {},
 ): Uint8Array => {
-  const revived = (client: number, clock: number, state: string): number | null => {
-    if (state === 'null') return null
+  const revived = ([client, clock, state]: AwarenessEntry): number | null => {
+    if (state === NULL_STATE) return null
     const known = awareness.meta.get(client)
     if (known === undefined) return clock + FIRST_SIGHT_STEP
     return known.clock >= clock && !awareness.states.has(client) && announcedAgain(client) ? known.clock + 1 : null
   }
-  /** Reads each entry of `update` in turn; false if it cannot be read. */
-  const read = (each: (client: number, clock: number, state: string) => void): boolean => {
-    try {
-      const decoder = decoding.createDecoder(update)
-      for (let n = decoding.readVarUint(decoder); n > 0; n--) {
-        each(decoding.readVarUint(decoder), decoding.readVarUint(decoder), decoding.readVarString(decoder))
-      }
-      return true
-    } catch {
-      return false
-    }
-  }
+  const entries = readEntries(update)
   // Every awareness message passes here (each cursor move): most need nothing, and are not copied.
-  let needed = false
-  if (!read((client, clock, state) => { needed ||= revived(client, clock, state) !== null }) || !needed) return update
-  const entries: Array<[number, number, string]> = []
-  read((client, clock, state) => {
-    const to = revived(client, clock, state)
-    if (to !== null) raised(client)
-    entries.push([client, to ?? clock, state])
-  })
-  return encodeEntries(entries)
+  if (entries === null || !entries.some((entry) => revived(entry) !== null)) return update
+  return encodeEntries(entries.map((entry) => {
+    const to = revived(entry)
+    if (to === null) return entry
+    raised(entry[0])
+    return [entry[0], to, entry[2]]
+  }))
 }
 
 /**
@@ -69,24 +56,32 @@ export const reviveAwarenessStates = (
  * names none of them or cannot be read.
  */
 export const asRemovals = (update: Uint8Array, clients: ReadonlySet<number>): Uint8Array => {
-  const entries: Array<[number, number, string]> = []
-  let removed = false
-  try {
-    const decoder = decoding.createDecoder(update)
-    for (let n = decoding.readVarUint(decoder); n > 0; n--) {
-      const client = decoding.readVarUint(decoder)
-      const clock = decoding.readVarUint(decoder)
-      const state = decoding.readVarString(decoder)
-      removed ||= clients.has(client)
-      entries.push([client, clock, clients.has(client) ? 'null' : state])
-    }
-  } catch {
-    return update
-  }
-  return removed ? encodeEntries(entries) : update
+  const entries = readEntries(update)
+  if (entries === null || !entries.some(([client]) => clients.has(client))) return update
+  return encodeEntries(entries.map(([client, clock, state]) => [client, clock, clients.has(client) ? NULL_STATE : state]))
 }
 
-const encodeEntries = (entries: ReadonlyArray<readonly [number, number, string]>): Uint8Array => {
+/** One state of an awareness update: client id, clock, and the state's JSON (`null` for a removal). */
+export type AwarenessEntry = readonly [client: number, clock: number, state: string]
+
+/** The JSON of a removed state. */
+export const NULL_STATE = 'null'
+
+/** The entries of an awareness update (`varUint(n)`, then n × client, clock, state), or null if it cannot be read. */
+export const readEntries = (update: Uint8Array): AwarenessEntry[] | null => {
+  try {
+    const decoder = decoding.createDecoder(update)
+    const entries: AwarenessEntry[] = []
+    for (let n = decoding.readVarUint(decoder); n > 0; n--) {
+      entries.push([decoding.readVarUint(decoder), decoding.readVarUint(decoder), decoding.readVarString(decoder)])
+    }
+    return entries
+  } catch {
+    return null
+  }
+}
+
+const encodeEntries = (entries: readonly AwarenessEntry[]): Uint8Array => {
   const encoder = encoding.createEncoder()
   encoding.writeVarUint(encoder, entries.length)
   for (const [client, clock, state] of entries) {

@@ -1,7 +1,6 @@
-import * as decoding from 'lib0/decoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import type * as Y from 'yjs'
-import { asRemovals, AwarenessRevival } from './awareness-revival.js'
+import { asRemovals, AwarenessRevival, NULL_STATE, readEntries } from './awareness-revival.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
 import * as protocol from './protocol.js'
@@ -19,8 +18,6 @@ const ORIGIN_BUS = Symbol('bus')
 export const MAX_AWARENESS_STATES_PER_CLIENT = 8
 /** Longest awareness state (its JSON): a name, a colour and a cursor take a few hundred bytes. */
 export const MAX_AWARENESS_STATE_BYTES = 64 * 1024
-
-const NULL_STATE = 'null'
 
 /** Where a room's awareness changes go. */
 export interface AwarenessSink {
@@ -121,23 +118,15 @@ export class RoomAwareness {
    * A state is added when y-protocols would add it: not held now, and newer than any clock seen for it.
    */
   #check (update: Uint8Array, owned: ReadonlySet<number> | undefined): void {
+    const entries = readEntries(update)
+    if (entries === null) throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
     const { states, meta } = this.awareness
     const adding = new Set<number>()
-    try {
-      const decoder = decoding.createDecoder(update)
-      for (let n = decoding.readVarUint(decoder); n > 0; n--) {
-        const client = decoding.readVarUint(decoder)
-        const clock = decoding.readVarUint(decoder)
-        const state = decoding.readVarUint8Array(decoder)
-        if (state.length > MAX_AWARENESS_STATE_BYTES) {
-          throw new SyncError('BAD_MESSAGE', `an awareness state is longer than ${MAX_AWARENESS_STATE_BYTES} bytes`)
-        }
-        const removal = state.length === NULL_STATE.length && Buffer.from(state).toString() === NULL_STATE
-        if (!removal && !states.has(client) && !(owned?.has(client) ?? false) && (meta.get(client)?.clock ?? -1) < clock) adding.add(client)
+    for (const [client, clock, state] of entries) {
+      if (Buffer.byteLength(state) > MAX_AWARENESS_STATE_BYTES) {
+        throw new SyncError('BAD_MESSAGE', `an awareness state is longer than ${MAX_AWARENESS_STATE_BYTES} bytes`)
       }
-    } catch (error) {
-      if (error instanceof SyncError) throw error
-      throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
+      if (state !== NULL_STATE && !states.has(client) && !(owned?.has(client) ?? false) && (meta.get(client)?.clock ?? -1) < clock) adding.add(client)
     }
     if ((owned?.size ?? 0) + adding.size > MAX_AWARENESS_STATES_PER_CLIENT) {
       throw new SyncError('BAD_MESSAGE', `an awareness update may not bring one client more than ${MAX_AWARENESS_STATES_PER_CLIENT} states`)
