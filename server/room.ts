@@ -8,6 +8,7 @@ import type { Peer } from './peer.js'
 import { PendingUpdates, type PendingUpdate } from './pending-updates.js'
 import * as protocol from './protocol.js'
 import { RoomAwareness } from './room-awareness.js'
+import { RoomCompaction } from './room-compaction.js'
 import type { Storage } from './storage/storage.js'
 import { admitUpdate, isEmptyUpdate } from './update-validation.js'
 
@@ -34,13 +35,6 @@ export type RoomEvent = 'update' | 'awareness'
 
 /** How often a peer whose updates keep depending on content the room lacks is asked for it. */
 const ASK_INTERVAL_MS = 10_000
-
-/**
- * After a compaction failed, the next is tried this much later, doubling per failure up to the maximum:
- * a log that cannot be merged (an unreadable row) would otherwise be read whole after every commit.
- */
-const COMPACT_RETRY_MS = 60_000
-const COMPACT_RETRY_MAX_MS = 60 * 60_000
 
 /** A client with an empty document: it needs the whole document, the same bytes for every such client. */
 const isEmptyStateVector = (stateVector: Uint8Array): boolean => stateVector.length === 1 && stateVector[0] === 0
@@ -75,11 +69,7 @@ export class Room {
   readonly #editorID = random.uint32()
   /** The awareness and which peer announced which state of it. */
   readonly #presence: RoomAwareness
-  #logRows = 0
-  #compacting = false
-  #compactFailures = 0
-  /** No compaction is scheduled before this time (ms since the epoch) after a failure. */
-  #compactAfter = 0
+  readonly #compaction: RoomCompaction
   #subscription: BusSubscription | null = null
   #busBacklog: BusMessage[] | null = []
   #listeners = new Set<(event: RoomEvent) => void>()
@@ -97,6 +87,7 @@ export class Room {
   constructor (name: string, ctx: RoomContext, after: Promise<void> = Promise.resolve()) {
     this.name = name
     this.#ctx = ctx
+    this.#compaction = new RoomCompaction(name, ctx.storage, ctx.log, ctx.compactAfterRows)
     // A guid of our own: Yjs would otherwise draw a random UUID, one crypto call per character.
     this.doc = new Y.Doc({ gc: true, guid: name })
     this.#presence = new RoomAwareness(this.doc, {
@@ -128,11 +119,10 @@ export class Room {
     this.doc.on('update', this.#onDocUpdate)
     // A compacted room is its snapshot: those bytes are the whole document, as a fresh client needs it.
     if (whole && stored.updates.length === 1 && stored.logRows === 0) this.#fullStep2Frame = protocol.encodeSyncStep2(stored.updates[0]!)
-    this.#logRows = stored.logRows
     const backlog = this.#busBacklog ?? []
     this.#busBacklog = null
     for (const message of backlog) this.#onBusMessage(message)
-    if (this.#logRows >= this.#ctx.compactAfterRows) this.#scheduleCompaction()
+    this.#compaction.stored(stored.logRows)
   }
 
   /**
@@ -306,14 +296,13 @@ export class Room {
 
   /** Called by the group committer once `batch` is stored. */
   committed (batch: readonly PendingUpdate[]): void {
-    this.#logRows += batch.length
     if (!this.#destroyed) {
       const fresh = batch.filter((item) => !item.applied)
       if (fresh.length > 0) this.#applyStored(fresh.map((item) => item.update), ORIGIN_COMMITTED)
       for (const item of batch) if (item.applied) this.#publishUpdate(item.update)
     }
     for (const item of batch) item.done?.()
-    if (this.#logRows >= this.#ctx.compactAfterRows) this.#scheduleCompaction()
+    this.#compaction.stored(batch.length)
     this.#pending.stored(batch)
   }
 
@@ -415,35 +404,11 @@ export class Room {
     })
   }
 
-  #scheduleCompaction (): void {
-    if (this.#compacting || Date.now() < this.#compactAfter) return
-    this.#compacting = true
-    setImmediate(() => { void this.compact() })
-  }
-
-  /** Merges the room's log into its snapshot. Safe to run at any time, on any instance. */
-  async compact (): Promise<void> {
-    this.#compacting = true
-    try {
-      const rows = this.#logRows
-      await this.#ctx.storage.compact(this.name)
-      this.#logRows = Math.max(0, this.#logRows - rows)
-      this.#compactFailures = 0
-      this.#compactAfter = 0
-    } catch (error) {
-      const retryInMs = Math.min(COMPACT_RETRY_MAX_MS, COMPACT_RETRY_MS * 2 ** this.#compactFailures++)
-      this.#compactAfter = Date.now() + retryInMs
-      this.#ctx.log.warn({ room: this.name, err: error, retryInMs }, 'compaction failed; the log grows until a later one succeeds')
-    } finally {
-      this.#compacting = false
-    }
-  }
-
   /** Waits for pending commits, compacts, and frees the document. The room must have no peers. */
   async close (): Promise<void> {
     await this.loaded.catch(() => {})
     await this.flushed()
-    if (this.#logRows > 0) await this.compact()
+    if (this.#compaction.rows > 0) await this.#compaction.run()
     this.destroy()
   }
 
