@@ -81,7 +81,8 @@ export const readEntries = (update: Uint8Array): AwarenessEntry[] | null => {
   }
 }
 
-const encodeEntries = (entries: readonly AwarenessEntry[]): Uint8Array => {
+/** An awareness update holding `entries`. */
+export const encodeEntries = (entries: readonly AwarenessEntry[]): Uint8Array => {
   const encoder = encoding.createEncoder()
   encoding.writeVarUint(encoder, entries.length)
   for (const [client, clock, state] of entries) {
