@@ -123,7 +123,7 @@ export class AwarenessRevival {
    * socket (long-polling: the project's provider, which never echoes others' states).
    */
   revive (update: Uint8Array, from: object | null, raised?: (client: number) => void): Uint8Array {
-    if (from === null) return reviveAwarenessStates(this.#awareness, update)
+    if (from === null) return reviveAwarenessStates(this.#awareness, update, () => true, raised)
     const joined = this.#joinedAt.get(from) ?? 0
     return reviveAwarenessStates(this.#awareness, update, (client) => (this.#removedAt.get(client) ?? Infinity) < joined, raised)
   }

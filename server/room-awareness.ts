@@ -88,12 +88,15 @@ export class RoomAwareness {
    * Applies an awareness update from a client that is not a joined peer (long-polling). It reaches local
    * peers and other instances like a peer's; since no connection owns it, it is removed by the awareness
    * timeout (30 s without renewal) on every instance rather than on a close. Throws BAD_MESSAGE if it
-   * cannot be decoded.
+   * cannot be decoded. Returns the clients whose clocks the room raised: the client must hear of those as
+   * removals (see #onUpdate).
    */
-  receiveFromClient (update: Uint8Array): void {
-    const revived = this.#revival.revive(update, null)
+  receiveFromClient (update: Uint8Array): ReadonlySet<number> {
+    const raised = new Set<number>()
+    const revived = this.#revival.revive(update, null, (client) => raised.add(client))
     this.#check(revived, undefined)
     this.#apply(revived, ORIGIN_CLIENT)
+    return raised
   }
 
   /** Applies an awareness update another instance published. Throws if it cannot be applied. */

@@ -214,8 +214,8 @@ export class Room {
   }
 
   /** See `RoomAwareness.receiveFromClient`. */
-  applyAwareness (update: Uint8Array): void {
-    this.#presence.receiveFromClient(update)
+  applyAwareness (update: Uint8Array): ReadonlySet<number> {
+    return this.#presence.receiveFromClient(update)
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { clientAddress, type ConnectionCounter } from '../admission.js'
+import { asRemovals } from '../awareness-revival.js'
 import { SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
 import type { AddressRateLimit } from '../rate-limit.js'
@@ -168,12 +169,13 @@ export class LongPollTransport {
   async #send (room: Room, messages: readonly SendMessage[], access: Access, response: ServerResponse): Promise<void> {
     const replies: Uint8Array[] = []
     const commits: Array<Promise<boolean>> = []
+    const raised = new Set<number>()
     // Checked against the room before any is queued, so that a body with one forged update changes nothing.
     for (const message of messages) {
       if ('decoded' in message && access.mode === 'write') checkOrigins(room.doc, message.decoded)
     }
     for (const message of messages) {
-      if (message.type === 'awareness') room.applyAwareness(message.update)
+      if (message.type === 'awareness') for (const id of room.applyAwareness(message.update)) raised.add(id)
       else if (message.type === 'sync-step2' || message.type === 'sync-update') {
         if (access.mode === 'write') commits.push(room.submitAndWait(message.update))
       }
@@ -199,9 +201,10 @@ export class LongPollTransport {
           break
         case 'awareness': {
           // The echo a socket gets of its own awareness: it tells the client's provider, which closes a
-          // connection that received nothing for a while, that this one works.
+          // connection that received nothing for a while, that this one works. A state whose clock the room
+          // raised is echoed as a removal, as to a socket (see RoomAwareness).
           const ids = ('clients' in message ? message.clients : []).filter((id) => room.awareness.meta.has(id))
-          if (ids.length > 0) replies.push(protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(room.awareness, ids)))
+          if (ids.length > 0) replies.push(protocol.encodeAwareness(asRemovals(awarenessProtocol.encodeAwarenessUpdate(room.awareness, ids), raised)))
           break
         }
         case 'query-awareness':

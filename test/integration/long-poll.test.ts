@@ -155,17 +155,34 @@ describe('long-polling clients', () => {
 
   it('echo a send\'s awareness in its answer, as a socket echoes it', async () => {
     const awareness = new awarenessProtocol.Awareness(new Y.Doc())
-    awareness.setLocalStateField('user', 'echo')
-    const res = await post(server, 'echo', 'send', encodeFrames([protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(awareness, [awareness.clientID]))]))
-    const messages = decodeFrames(new Uint8Array(await res.arrayBuffer())).map(protocol.decodeMessage)
-    assert.equal(messages.length, 1)
-    const echo = new awarenessProtocol.Awareness(new Y.Doc())
-    const [message] = messages
-    assert.ok(message?.type === 'awareness')
-    awarenessProtocol.applyAwarenessUpdate(echo, message.update, 'test')
-    assert.deepEqual(echo.getStates().get(awareness.clientID), { user: 'echo' })
-    awareness.destroy()
-    echo.destroy()
+    const send = async (): Promise<protocol.Message[]> => {
+      const res = await post(server, 'echo', 'send', encodeFrames([protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(awareness, [awareness.clientID]))]))
+      return decodeFrames(new Uint8Array(await res.arrayBuffer())).map(protocol.decodeMessage)
+    }
+    const clockOf = (): number => awareness.meta.get(awareness.clientID)!.clock
+    try {
+      awareness.setLocalStateField('user', 'echo')
+      // First sight: the room raised the clock, and says so as a removal of the client's own state, which
+      // y-protocols answers by keeping the state and moving the client's clock past the room's.
+      const [first] = await send()
+      assert.ok(first?.type === 'awareness')
+      const before = clockOf()
+      awarenessProtocol.applyAwarenessUpdate(awareness, first.update, 'server')
+      assert.deepEqual(awareness.getLocalState(), { user: 'echo' })
+      assert.ok(clockOf() > before + 1, 'the client moved past the raised clock')
+      // Announced at that clock, the state is echoed as it is.
+      const [second] = await send()
+      assert.ok(second?.type === 'awareness')
+      const echo = new awarenessProtocol.Awareness(new Y.Doc())
+      try {
+        awarenessProtocol.applyAwarenessUpdate(echo, second.update, 'test')
+        assert.deepEqual(echo.getStates().get(awareness.clientID), { user: 'echo' })
+      } finally {
+        echo.destroy()
+      }
+    } finally {
+      awareness.destroy()
+    }
   })
 
   it('count polls and their frames in the metrics', async () => {
