@@ -34,21 +34,33 @@ export const reviveAwarenessStates = (
   announcedAgain: (client: number) => boolean = () => true,
   raised: (client: number) => void = () => {},
 ): Uint8Array => {
+  const entries = readEntries(update)
+  const revived = entries === null ? null : reviveEntries(awareness, entries, announcedAgain, raised)
+  return revived === null ? update : encodeEntries(revived)
+}
+
+/** `reviveAwarenessStates` on entries already read: the raised entries, or null if none needs raising. */
+export const reviveEntries = (
+  awareness: Awareness,
+  entries: readonly AwarenessEntry[],
+  announcedAgain: (client: number) => boolean = () => true,
+  raised: (client: number) => void = () => {},
+): AwarenessEntry[] | null => {
   const revived = ([client, clock, state]: AwarenessEntry): number | null => {
     if (state === NULL_STATE) return null
     const known = awareness.meta.get(client)
     if (known === undefined) return clock + FIRST_SIGHT_STEP
     return known.clock >= clock && !awareness.states.has(client) && announcedAgain(client) ? known.clock + 1 : null
   }
-  const entries = readEntries(update)
   // Every awareness message passes here (each cursor move): most need nothing, and are not copied.
-  if (entries === null || !entries.some((entry) => revived(entry) !== null)) return update
-  return encodeEntries(entries.map((entry) => {
-    const to = revived(entry)
-    if (to === null) return entry
+  const clocks = entries.map(revived)
+  if (clocks.every((clock) => clock === null)) return null
+  return entries.map((entry, i) => {
+    const to = clocks[i]
+    if (to === null || to === undefined) return entry
     raised(entry[0])
     return [entry[0], to, entry[2]]
-  }))
+  })
 }
 
 /**
@@ -119,12 +131,12 @@ export class AwarenessRevival {
   }
 
   /**
-   * `reviveAwarenessStates` for an update from `from`, a joined peer, or null for a client without a
+   * `reviveEntries` for an update from `from`, a joined peer, or null for a client without a
    * socket (long-polling: the project's provider, which never echoes others' states).
    */
-  revive (update: Uint8Array, from: object | null, raised?: (client: number) => void): Uint8Array {
-    if (from === null) return reviveAwarenessStates(this.#awareness, update, () => true, raised)
+  revive (entries: readonly AwarenessEntry[], from: object | null, raised: (client: number) => void): AwarenessEntry[] | null {
+    if (from === null) return reviveEntries(this.#awareness, entries, () => true, raised)
     const joined = this.#joinedAt.get(from) ?? 0
-    return reviveAwarenessStates(this.#awareness, update, (client) => (this.#removedAt.get(client) ?? Infinity) < joined, raised)
+    return reviveEntries(this.#awareness, entries, (client) => (this.#removedAt.get(client) ?? Infinity) < joined, raised)
   }
 }

@@ -1,6 +1,6 @@
 import * as awarenessProtocol from 'y-protocols/awareness'
 import type * as Y from 'yjs'
-import { asRemovals, AwarenessRevival, NULL_STATE, readEntries } from './awareness-revival.js'
+import { asRemovals, AwarenessRevival, encodeEntries, NULL_STATE, readEntries, type AwarenessEntry } from './awareness-revival.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
 import * as protocol from './protocol.js'
@@ -73,15 +73,7 @@ export class RoomAwareness {
 
   /** Applies an awareness update from a joined peer. Throws BAD_MESSAGE if it cannot be decoded. */
   receive (peer: Peer, update: Uint8Array): void {
-    const raised = new Set<number>()
-    const revived = this.#revival.revive(update, peer, (client) => raised.add(client))
-    this.#check(revived, this.#owned.get(peer))
-    this.#raised = raised
-    try {
-      this.#apply(revived, peer)
-    } finally {
-      this.#raised = null
-    }
+    this.#receive(update, peer, peer, this.#owned.get(peer))
   }
 
   /**
@@ -92,11 +84,7 @@ export class RoomAwareness {
    * removals (see #onUpdate).
    */
   receiveFromClient (update: Uint8Array): ReadonlySet<number> {
-    const raised = new Set<number>()
-    const revived = this.#revival.revive(update, null, (client) => raised.add(client))
-    this.#check(revived, undefined)
-    this.#apply(revived, ORIGIN_CLIENT)
-    return raised
+    return this.#receive(update, null, ORIGIN_CLIENT, undefined)
   }
 
   /** Applies an awareness update another instance published. Throws if it cannot be applied. */
@@ -115,14 +103,28 @@ export class RoomAwareness {
     this.awareness.destroy()
   }
 
+  /** Reads, raises (see awareness-revival.ts), checks and applies; returns the clients raised. */
+  #receive (update: Uint8Array, from: Peer | null, origin: unknown, owned: ReadonlySet<number> | undefined): ReadonlySet<number> {
+    const entries = readEntries(update)
+    if (entries === null) throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
+    const raised = new Set<number>()
+    const revived = this.#revival.revive(entries, from, (client) => raised.add(client))
+    this.#check(revived ?? entries, owned)
+    this.#raised = raised
+    try {
+      this.#apply(revived === null ? update : encodeEntries(revived), origin)
+    } finally {
+      this.#raised = null
+    }
+    return raised
+  }
+
   /**
    * Throws BAD_MESSAGE for an update with a state over MAX_AWARENESS_STATE_BYTES, or one that would give
    * its sender (holding `owned`) more than MAX_AWARENESS_STATES_PER_CLIENT states; nothing of it applies.
    * A state is added when y-protocols would add it: not held now, and newer than any clock seen for it.
    */
-  #check (update: Uint8Array, owned: ReadonlySet<number> | undefined): void {
-    const entries = readEntries(update)
-    if (entries === null) throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
+  #check (entries: readonly AwarenessEntry[], owned: ReadonlySet<number> | undefined): void {
     const { states, meta } = this.awareness
     const adding = new Set<number>()
     for (const [client, clock, state] of entries) {

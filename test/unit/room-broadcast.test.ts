@@ -25,6 +25,17 @@ const step2Text = (frame: Uint8Array): string => {
   return doc.getText('text').toString()
 }
 
+/** A bus that hands the test the room's delivery handler once the room subscribes. */
+const handingBus = (): Bus & { handler: BusHandler | null } => {
+  const bus: Bus & { handler: BusHandler | null } = {
+    handler: null,
+    subscribe: async (_room, handler) => { bus.handler = handler; return { close: async () => {} } },
+    publish: async () => {},
+    close: async () => {},
+  }
+  return bus
+}
+
 const insert = (text: string): Uint8Array => {
   const doc = new Y.Doc()
   doc.getText('text').insert(0, text)
@@ -92,13 +103,8 @@ test('a fresh client of a compacted room gets the stored snapshot as its step 2,
 test('a stored update goes out in the turn that stored it; what is applied in one turn goes out as one frame', async () => {
   const log = createLogger('silent')
   const storage = new MemoryStorage()
-  // A bus that hands the test its delivery handler: three messages read in one turn, as one XREAD returns them.
-  let deliver: BusHandler | null = null
-  const bus: Bus = {
-    subscribe: async (_room, handler) => { deliver = handler; return { close: async () => {} } },
-    publish: async () => {},
-    close: async () => {},
-  }
+  // Three bus messages delivered in one turn, as one XREAD returns them.
+  const bus = handingBus()
   const room = new Room('batching', { storage, commits: new GroupCommitter(storage, log), bus, log, compactAfterRows: 500 })
   const peer = recordingPeer()
   const updateFrames = (): Uint8Array[] => peer.frames.splice(0).flatMap((frame) => {
@@ -111,7 +117,7 @@ test('a stored update goes out in the turn that stored it; what is applied in on
     await room.submitAndWait(insert('a'))
     assert.equal(updateFrames().length, 1, 'the update went out before its sender heard it was stored')
 
-    for (const text of ['b', 'c', 'd']) deliver!.message({ kind: 'update', data: insert(text) })
+    for (const text of ['b', 'c', 'd']) bus.handler!.message({ kind: 'update', data: insert(text) })
     assert.equal(updateFrames().length, 0, 'nothing is sent in the middle of the turn')
     await Promise.resolve()
     const frames = updateFrames()
@@ -139,21 +145,16 @@ test('a bus gap reported while the room loads is read after the load: fresh clie
       return result
     },
   })
-  let handler: BusHandler | null = null
-  const bus: Bus = {
-    subscribe: async (_room, h) => { handler = h; return { close: async () => {} } },
-    publish: async () => {},
-    close: async () => {},
-  }
+  const bus = handingBus()
   const room = new Room('gap', { storage, commits: new GroupCommitter(storage, log), bus, log, compactAfterRows: 500 })
   try {
-    await waitFor(() => handler !== null && reads === 1, { message: 'the load is reading storage' })
+    await waitFor(() => bus.handler !== null && reads === 1, { message: 'the load is reading storage' })
     // Another instance stored more, and this one lost the bus message saying so.
     const later = new Y.Doc()
     Y.applyUpdate(later, (await inner.load('gap')).updates[0]!)
     later.getText('text').insert(3, ' and new')
     await inner.append([{ room: 'gap', update: Y.encodeStateAsUpdate(later) }])
-    handler!.gap()
+    bus.handler!.gap()
     releaseFirst()
     await room.loaded
     await waitFor(() => room.doc.getText('text').toString() === 'old and new', { message: 'the reload applied' })
