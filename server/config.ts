@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { LOG_LEVELS, type LogLevel } from './log.js'
-import { MAX_CONNECTION_AGE_MS, MAX_TIMER_MS } from './timers.js'
+import { MAX_CONNECTION_AGE_MS, MAX_TIMER_MS } from './options.js'
 
 /** Everything `main.ts` reads from the environment and the command line. */
 export interface Config {

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createTokenAuthorize } from './auth.js'
+import { createTokenAuthorize } from './tokens.js'
 import { ConfigError, helpText, parseConfig, type Config } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import type { Bus } from './bus/bus.js'

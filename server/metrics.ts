@@ -9,7 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Bus, BusMessage } from './bus/bus.js'
 import type { ErrorCode } from './errors.js'
-import { pathOf, sendText, type RequestHandler } from './transport/http.js'
+import { pathOf, sendText, type RequestHandler } from './transport/responses.js'
 
 /** What a transport counts per frame: additions, nothing else. */
 export interface TrafficCounters {

@@ -10,7 +10,7 @@ import * as protocol from './protocol.js'
 import { RoomAwareness } from './room-awareness.js'
 import { RoomCompaction } from './room-compaction.js'
 import type { Storage } from './storage/storage.js'
-import { admitUpdate, isEmptyUpdate } from './update-validation.js'
+import { admitUpdate, isEmptyUpdate } from './update-admission.js'
 
 /** Transaction origins: who applied what to a room's document. Anything else is a server-side edit. */
 const ORIGIN_LOAD = Symbol('load')

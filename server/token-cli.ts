@@ -3,7 +3,7 @@
  * `npm run token -- --room NAME --mode write --ttl 1h [--secret S] [--sub WHO]`: prints a signed token
  * for local use. A program of its own (like main.ts), so it may read AUTH_SECRET from the environment.
  */
-import { parseDuration, signToken, type Mode } from './auth.js'
+import { parseDuration, signToken, type Mode } from './tokens.js'
 
 const USAGE = 'usage: npm run token -- --room NAME [--mode read|write] [--ttl 1h] [--secret S] [--sub WHO]\n' +
   '  --room    exact room name, or a prefix ending in * (quote it in the shell)\n' +

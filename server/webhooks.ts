@@ -11,7 +11,7 @@ import { createHmac } from 'node:crypto'
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import { typesAsText } from './doc-json.js'
-import { MAX_TIMER_MS } from './timers.js'
+import { MAX_TIMER_MS } from './options.js'
 
 export interface WebhookOptions {
   /** Where to POST. */

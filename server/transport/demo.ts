@@ -15,7 +15,7 @@
 import type { Logger } from 'pino'
 import { SyncError } from '../errors.js'
 import type { Rooms } from '../rooms.js'
-import { pathOf, sendJson, sendText, type RequestHandler } from './http.js'
+import { pathOf, sendJson, sendText, type RequestHandler } from './responses.js'
 
 export interface DemoOptions {
   readonly rooms: Rooms

@@ -14,11 +14,11 @@ import * as Y from 'yjs'
 import { docToJson } from '../doc-json.js'
 import { SyncError, type ErrorCode } from '../errors.js'
 import type { Room } from '../room.js'
-import { validateUpdate } from '../update-validation.js'
+import { validateUpdate } from '../update-admission.js'
 import type { Rooms } from '../rooms.js'
 import type { Storage } from '../storage/storage.js'
-import { pathOf, sendJson, type RequestHandler } from './http.js'
-import type { Access, Authorize } from './websocket.js'
+import { pathOf, sendJson, type RequestHandler } from './responses.js'
+import type { Access, Authorize } from '../access.js'
 
 export interface DocApiOptions {
   readonly rooms: Rooms

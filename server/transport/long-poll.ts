@@ -2,21 +2,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
-import { clientAddress, type ConnectionCounter } from '../admission.js'
+import { clientAddress, type ConnectionCounter } from '../connection-limits.js'
 import { asRemovals } from '../awareness-revival.js'
 import { SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
 import type { AddressRateLimit } from '../rate-limit.js'
 import * as protocol from '../protocol.js'
 import type { Room } from '../room.js'
-import { checkOrigins, isEmptyUpdate, validateUpdate, type DecodedUpdate } from '../update-validation.js'
+import { checkOrigins, isEmptyUpdate, validateUpdate, type DecodedUpdate } from '../update-admission.js'
 import type { Rooms } from '../rooms.js'
-import { pathOf, type RequestHandler } from './http.js'
+import { pathOf, type RequestHandler } from './responses.js'
 import {
   awarenessToSend, clientLacks, decodeFrames, decodePollRequest, encodeFrames, PollWireError,
   validateAwarenessUpdate, type AwarenessClock, type PollRequest,
 } from './long-poll-wire.js'
-import type { Access, Authorize } from './websocket.js'
+import type { Access, Authorize } from '../access.js'
 
 export interface LongPollOptions {
   readonly rooms: Rooms

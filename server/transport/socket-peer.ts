@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { WebSocket, type RawData } from 'ws'
-import type { Slot } from '../admission.js'
+import type { Slot } from '../connection-limits.js'
 import { closeReason, SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
 import type { Peer } from '../peer.js'

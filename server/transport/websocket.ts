@@ -2,7 +2,8 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer } from 'ws'
 import type { Logger } from 'pino'
-import { checkOrigin, clientAddress, validateRoomName, type ConnectionCounter, type Slot } from '../admission.js'
+import { checkOrigin, validateRoomName, type Access, type Authorize } from '../access.js'
+import { clientAddress, type ConnectionCounter, type Slot } from '../connection-limits.js'
 import { closeReason, SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
 import { encodePermissionDenied } from '../protocol.js'
@@ -10,14 +11,6 @@ import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
 import { SharedFrame } from './shared-frame.js'
 import { SocketPeer, type SocketPeerContext } from './socket-peer.js'
-
-export interface Access {
-  /** `read`: receives everything, may change nothing. */
-  readonly mode: 'read' | 'write'
-}
-
-/** Decides who may open `room`. Throw a SyncError (UNAUTHENTICATED, FORBIDDEN, ...) to refuse. */
-export type Authorize = (request: IncomingMessage, room: string) => Access | Promise<Access>
 
 export interface WebSocketOptions {
   readonly rooms: Rooms

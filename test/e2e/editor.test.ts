@@ -12,7 +12,7 @@ import {
   browserMissing, launchBrowser, openEditor, samePageText, screenshot, statusOf, textOf, typeAtEnd, waitSynced, type EditorPage,
 } from '../helpers/browser.js'
 import * as Y from 'yjs'
-import { signToken } from '../../server/auth.js'
+import { signToken } from '../../server/tokens.js'
 import { connectClient, synced } from '../helpers/clients.js'
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js'
 import { waitFor } from '../helpers/wait.js'

@@ -2,7 +2,7 @@
  * `npm run fuzz -- [--frames N] [--duration 10m] [--seed S] [--connections K]`: the fuzz scenario for as
  * long as you like. Prints progress and a JSON report; exits 1 if a check failed.
  */
-import { parseDuration } from '../../server/auth.js'
+import { parseDuration } from '../../server/tokens.js'
 import { runScenario } from './scenario.js'
 
 const args = new Map<string, string>()

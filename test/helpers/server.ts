@@ -1,5 +1,6 @@
 import { createLogger } from '../../server/log.js'
-import { SyncServer, type SyncServerOptions } from '../../server/sync-server.js'
+import type { SyncServerOptions } from '../../server/options.js'
+import { SyncServer } from '../../server/sync-server.js'
 
 /** An in-process sync server on a free port. */
 export interface TestServer {

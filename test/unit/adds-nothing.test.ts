@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as Y from 'yjs'
-import { addsNothing, validateUpdate } from '../../server/update-validation.js'
+import { addsNothing, validateUpdate } from '../../server/update-admission.js'
 import { SyncError } from '../../server/errors.js'
 
 const diff = (doc: Y.Doc, change: () => void): Uint8Array => {

@@ -59,3 +59,24 @@ describe('config', () => {
     }
   })
 })
+
+describe('security config', () => {
+  it('has documented defaults', () => {
+    const config = parseConfig({})
+    assert.equal(config.allowedOrigins, null)
+    assert.equal(config.trustProxy, 0)
+    assert.ok(config.maxConnectionsPerIp >= 500)
+    assert.equal(config.messagesPerSecond, Number(KEYS.messagesPerSecond.fallback))
+    assert.equal(config.maxRoomNameLength, 256)
+  })
+
+  it('parses origins and proxies, and names the key of a bad value', () => {
+    const config = parseConfig({ ALLOWED_ORIGINS: 'https://a.example, http://localhost:5173', TRUST_PROXY: 'true' })
+    assert.deepEqual(config.allowedOrigins, ['https://a.example', 'http://localhost:5173'])
+    assert.equal(config.trustProxy, 1)
+    assert.equal(parseConfig({ TRUST_PROXY: '2' }).trustProxy, 2)
+    assert.throws(() => parseConfig({ ALLOWED_ORIGINS: 'not an origin' }), (e: unknown) => e instanceof ConfigError && /ALLOWED_ORIGINS/.test(e.message))
+    assert.throws(() => parseConfig({ MAX_MESSAGES_PER_SECOND: '0' }), /MAX_MESSAGES_PER_SECOND/)
+    assert.throws(() => parseConfig({ TRUST_PROXY: 'maybe' }), /TRUST_PROXY/)
+  })
+})

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { describeClose, isFinalClose } from '../../web/close-codes.js'
 import { randomRoomName, roomFromUrl, shareUrl } from '../../web/room-url.js'
-import { validateRoomName } from '../../server/admission.js'
+import { validateRoomName } from '../../server/access.js'
 import { pollUrl } from '../../web/poll-channel.js'
 import { roomUrl, serverRoomName } from '../../web/websocket-channel.js'
 

@@ -1,56 +1,9 @@
 /**
- * What is checked before a client reaches a room, by every transport (WebSocket, long poll, HTTP API):
- * the Origin (against cross-site WebSocket hijacking), the room name, the client's address, and the
- * connection limits per instance, per address and per room.
+ * How many clients this instance takes: connections counted per instance, per client address and per
+ * room, and the client address they are counted by. Sockets and held long polls count alike.
  */
 import type { IncomingMessage } from 'node:http'
 import { SyncError } from './errors.js'
-
-/** Longest room name accepted by default. */
-export const DEFAULT_MAX_ROOM_NAME_LENGTH = 256
-
-/**
- * The characters of a URL path (RFC 3986 `pchar` plus `/`), with `%` only as a well-formed escape:
- * the room is the raw path, and browsers percent-encode spaces and non-ASCII there.
- */
-const ROOM_NAME = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})+$/
-
-/** Throws BAD_ROOM unless `name` is a usable room name; the message says why. */
-export const validateRoomName = (name: string, maxLength = DEFAULT_MAX_ROOM_NAME_LENGTH): void => {
-  if (name.length === 0) throw new SyncError('BAD_ROOM', 'room name is empty')
-  if (name.length > maxLength) throw new SyncError('BAD_ROOM', `room name is longer than ${maxLength} characters`)
-  if (!ROOM_NAME.test(name)) {
-    throw new SyncError('BAD_ROOM', 'room name may hold only URL path characters (letters, digits, -._~!$&\'()*+,;=:@/ and %XX escapes)')
-  }
-}
-
-/** Normalizes `https://Example.com:443/` to `https://example.com`; throws RangeError for a non-URL. */
-export const normalizeOrigin = (origin: string): string => {
-  let url: URL
-  try {
-    url = new URL(origin.trim())
-  } catch {
-    throw new RangeError(`not an origin: "${origin}"`)
-  }
-  if (url.origin === 'null') throw new RangeError(`not an origin: "${origin}"`)
-  return url.origin
-}
-
-/**
- * Throws BAD_ORIGIN when a browser request comes from a page not in `allowed` (normalized origins; null
- * allows every origin). A request without an Origin header is not from a browser page, and a non-browser
- * client could send any Origin anyway: it passes, and tokens are what keep it out.
- */
-export const checkOrigin = (origin: string | undefined, allowed: ReadonlySet<string> | null): void => {
-  if (allowed === null || origin === undefined) return
-  let normalized: string
-  try {
-    normalized = normalizeOrigin(origin)
-  } catch {
-    throw new SyncError('BAD_ORIGIN', 'origin not allowed')
-  }
-  if (!allowed.has(normalized)) throw new SyncError('BAD_ORIGIN', `origin ${normalized} not allowed`)
-}
 
 /**
  * The client's address. Behind `trustProxy` proxies (App Engine's load balancer, a reverse proxy) it is

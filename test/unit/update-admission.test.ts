@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { SyncError } from '../../server/errors.js'
-import { admitUpdate, validateUpdate } from '../../server/update-validation.js'
+import { admitUpdate, validateUpdate } from '../../server/update-admission.js'
 import { forgedItem } from '../helpers/updates.js'
 
 const badUpdate = (error: unknown): boolean => error instanceof SyncError && error.code === 'BAD_UPDATE'

@@ -1,60 +1,7 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join, normalize, sep } from 'node:path'
-
-/** A route handler: returns false when the request is not its to answer. */
-export type RequestHandler = (request: IncomingMessage, response: ServerResponse) => Promise<boolean> | boolean
-
-export const sendText = (response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void => {
-  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers })
-  response.end(`${text}\n`)
-}
-
-export const sendJson = (response: ServerResponse, status: number, value: unknown): void => {
-  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
-  response.end(JSON.stringify(value))
-}
-
-/** The path of a request URL without its query string. */
-export const pathOf = (request: IncomingMessage): string => (request.url ?? '/').split('?')[0]!
-
-export interface HealthOptions {
-  /** Whether this instance takes clients now: false while starting and draining. */
-  readonly accepting: () => boolean
-  /** Rejects when storage cannot be reached. */
-  readonly checkStorage: () => Promise<void>
-}
-
-/**
- * `/healthz` and `/liveness_check` say the process works; `/readiness_check` says whether to send it
- * clients: 503 while starting, draining, or when storage does not answer within two seconds.
- */
-export const healthRoutes = (options: HealthOptions): RequestHandler => async (request, response) => {
-  const path = pathOf(request)
-  if (path === '/healthz' || path === '/liveness_check') {
-    sendText(response, 200, 'ok')
-    return true
-  }
-  if (path !== '/readiness_check') return false
-  if (!options.accepting()) {
-    sendText(response, 503, 'not accepting clients (starting or draining)')
-    return true
-  }
-  let timer: NodeJS.Timeout | undefined
-  try {
-    await Promise.race([
-      options.checkStorage(),
-      new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('storage check timed out')), 2000) }),
-    ])
-    sendText(response, 200, 'ready')
-  } catch (error) {
-    sendText(response, 503, `storage unavailable: ${(error as Error).message}`)
-  } finally {
-    clearTimeout(timer)
-  }
-  return true
-}
+import { pathOf, type RequestHandler } from './responses.js'
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

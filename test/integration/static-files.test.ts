@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
-import { acceptsEncoding } from '../../server/transport/http.js'
+import { acceptsEncoding } from '../../server/transport/static-files.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 
 interface Reply { readonly status: number, readonly headers: IncomingHttpHeaders, readonly body: Buffer }

@@ -1,7 +1,8 @@
 /**
- * What the server checks before an update may be stored: that Yjs can decode it, that applying it cannot
- * throw half-way (a stored update that throws would break every later load), whether it adds anything,
- * and that the room's document will stay what every encoding of it says (`admitUpdate`).
+ * Update admission: what the server checks before an update may be stored. That Yjs can decode it,
+ * that applying it cannot throw half-way (a stored update that throws would break every later load),
+ * whether it adds anything, and that the room's document will stay what every encoding of it says
+ * (`admitUpdate`).
  */
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'

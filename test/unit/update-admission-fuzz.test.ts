@@ -13,7 +13,7 @@ import * as prng from 'lib0/prng'
 import * as Y from 'yjs'
 import { SyncError } from '../../server/errors.js'
 import * as protocol from '../../server/protocol.js'
-import { admitUpdate } from '../../server/update-validation.js'
+import { admitUpdate } from '../../server/update-admission.js'
 import { nextFrame } from '../fuzz/fuzz.js'
 
 const content = (doc: Y.Doc): string => JSON.stringify({
