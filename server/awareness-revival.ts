@@ -6,9 +6,8 @@
  * removed the state as the old connection closed, and when the client comes back to a room that has not
  * seen it: after a restart, on another instance, or once the room was unloaded.
  */
-import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
 import type { Awareness } from 'y-protocols/awareness'
+import { encodeAwarenessEntries, NULL_STATE, readAwarenessEntriesOrNull, type AwarenessEntry } from './awareness-codec.js'
 
 /**
  * How far the clock of a state the room sees first is raised: past the clock the other clients hold for
@@ -34,9 +33,9 @@ export const reviveAwarenessStates = (
   announcedAgain: (client: number) => boolean = () => true,
   raised: (client: number) => void = () => {},
 ): Uint8Array => {
-  const entries = readEntries(update)
+  const entries = readAwarenessEntriesOrNull(update)
   const revived = entries === null ? null : reviveEntries(awareness, entries, announcedAgain, raised)
-  return revived === null ? update : encodeEntries(revived)
+  return revived === null ? update : encodeAwarenessEntries(revived)
 }
 
 /** `reviveAwarenessStates` on entries already read: the raised entries, or null if none needs raising. */
@@ -61,48 +60,6 @@ export const reviveEntries = (
     raised(entry[0])
     return [entry[0], to, entry[2]]
   })
-}
-
-/**
- * `update` with the states of `clients` replaced by removals at the same clocks; `update` itself if it
- * names none of them or cannot be read.
- */
-export const asRemovals = (update: Uint8Array, clients: ReadonlySet<number>): Uint8Array => {
-  const entries = readEntries(update)
-  if (entries === null || !entries.some(([client]) => clients.has(client))) return update
-  return encodeEntries(entries.map(([client, clock, state]) => [client, clock, clients.has(client) ? NULL_STATE : state]))
-}
-
-/** One state of an awareness update: client id, clock, and the state's JSON (`null` for a removal). */
-export type AwarenessEntry = readonly [client: number, clock: number, state: string]
-
-/** The JSON of a removed state. */
-export const NULL_STATE = 'null'
-
-/** The entries of an awareness update (`varUint(n)`, then n × client, clock, state), or null if it cannot be read. */
-export const readEntries = (update: Uint8Array): AwarenessEntry[] | null => {
-  try {
-    const decoder = decoding.createDecoder(update)
-    const entries: AwarenessEntry[] = []
-    for (let n = decoding.readVarUint(decoder); n > 0; n--) {
-      entries.push([decoding.readVarUint(decoder), decoding.readVarUint(decoder), decoding.readVarString(decoder)])
-    }
-    return entries
-  } catch {
-    return null
-  }
-}
-
-/** An awareness update holding `entries`. */
-export const encodeEntries = (entries: readonly AwarenessEntry[]): Uint8Array => {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, entries.length)
-  for (const [client, clock, state] of entries) {
-    encoding.writeVarUint(encoder, client)
-    encoding.writeVarUint(encoder, clock)
-    encoding.writeVarString(encoder, state)
-  }
-  return encoding.toUint8Array(encoder)
 }
 
 /**

@@ -1,6 +1,7 @@
 import * as awarenessProtocol from 'y-protocols/awareness'
 import type * as Y from 'yjs'
-import { asRemovals, AwarenessRevival, encodeEntries, NULL_STATE, readEntries, type AwarenessEntry } from './awareness-revival.js'
+import { asRemovals, encodeAwarenessEntries, NULL_STATE, readAwarenessEntries, type AwarenessEntry } from './awareness-codec.js'
+import { AwarenessRevival } from './awareness-revival.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
 import * as protocol from './protocol.js'
@@ -105,14 +106,18 @@ export class RoomAwareness {
 
   /** Reads, raises (see awareness-revival.ts), checks and applies; returns the clients raised. */
   #receive (update: Uint8Array, from: Peer | null, origin: unknown, owned: ReadonlySet<number> | undefined): ReadonlySet<number> {
-    const entries = readEntries(update)
-    if (entries === null) throw new SyncError('BAD_MESSAGE', 'awareness update cannot be decoded')
+    let entries: AwarenessEntry[]
+    try {
+      entries = readAwarenessEntries(update)
+    } catch (error) {
+      throw new SyncError('BAD_MESSAGE', (error as Error).message)
+    }
     const raised = new Set<number>()
     const revived = this.#revival.revive(entries, from, (client) => raised.add(client))
     this.#check(revived ?? entries, owned)
     this.#raised = raised
     try {
-      this.#apply(revived === null ? update : encodeEntries(revived), origin)
+      this.#apply(revived === null ? update : encodeAwarenessEntries(revived), origin)
     } finally {
       this.#raised = null
     }

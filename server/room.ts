@@ -68,7 +68,7 @@ export class Room {
   /** The client id of server-side changes: neither the document's own nor any client's. */
   readonly #editorID = random.uint32()
   /** The awareness and which peer announced which state of it. */
-  readonly #presence: RoomAwareness
+  readonly #awareness: RoomAwareness
   readonly #compaction: RoomCompaction
   #subscription: BusSubscription | null = null
   #busBacklog: BusMessage[] | null = []
@@ -90,14 +90,14 @@ export class Room {
     this.#compaction = new RoomCompaction(name, ctx.storage, ctx.log, ctx.compactAfterRows)
     // A guid of our own: Yjs would otherwise draw a random UUID, one crypto call per character.
     this.doc = new Y.Doc({ gc: true, guid: name })
-    this.#presence = new RoomAwareness(this.doc, {
+    this.#awareness = new RoomAwareness(this.doc, {
       broadcast: (frame, own) => {
         for (const peer of this.peers) peer.send(peer === own?.peer ? own.frame : frame)
         this.#notify('awareness')
       },
       publish: (update) => this.#publish({ kind: 'awareness', data: update }),
     })
-    this.awareness = this.#presence.awareness
+    this.awareness = this.#awareness.awareness
     this.loaded = this.#load(after)
     this.loaded.catch(() => {})
   }
@@ -162,18 +162,18 @@ export class Room {
     this.peers.add(peer)
     this.#step1Frame ??= protocol.encodeSyncStep1(Y.encodeStateVector(this.doc))
     peer.send(this.#step1Frame)
-    this.#presence.joined(peer)
+    this.#awareness.joined(peer)
   }
 
   /** Removes a peer and the awareness states it announced, telling everyone else. */
   leave (peer: Peer): void {
     if (!this.peers.delete(peer)) return
-    this.#presence.left(peer)
+    this.#awareness.left(peer)
   }
 
   /** The joined peer that announced awareness client `client`, if any. */
   awarenessOwner (client: number): Peer | undefined {
-    return this.#presence.ownerOf(client)
+    return this.#awareness.ownerOf(client)
   }
 
   /** Handles one decoded message from a joined peer. Throws SyncError for input the peer must be closed for. */
@@ -203,10 +203,10 @@ export class Room {
         if (!this.submit(message.update, peer)) this.#askForMissing(peer)
         return
       case 'awareness':
-        this.#presence.receive(peer, message.update)
+        this.#awareness.receive(peer, message.update)
         return
       case 'query-awareness':
-        this.#presence.sendAll(peer)
+        this.#awareness.sendAll(peer)
         return
       case 'auth':
         return
@@ -215,7 +215,7 @@ export class Room {
 
   /** See `RoomAwareness.receiveFromClient`. */
   applyAwareness (update: Uint8Array): ReadonlySet<number> {
-    return this.#presence.receiveFromClient(update)
+    return this.#awareness.receiveFromClient(update)
   }
 
   /**
@@ -362,7 +362,7 @@ export class Room {
     }
     try {
       if (message.kind === 'update') Y.applyUpdate(this.doc, message.data, ORIGIN_BUS)
-      else this.#presence.receiveFromBus(message.data)
+      else this.#awareness.receiveFromBus(message.data)
     } catch (error) {
       this.#ctx.log.error({ room: this.name, err: error }, `ignored a bus ${message.kind} that cannot be applied`)
     }
@@ -418,7 +418,7 @@ export class Room {
     this.#destroyed = true
     this.#listeners.clear()
     void this.#subscription?.close().catch(() => {})
-    this.#presence.destroy()
+    this.#awareness.destroy()
     this.doc.destroy()
   }
 }

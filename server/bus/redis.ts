@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Bus, BusHandler, BusMessage, BusSubscription } from './bus.js'
-import { Presence } from './presence.js'
+import { AwarenessOwners } from './awareness-owners.js'
 
 export interface RedisBusOptions {
   /** `redis://` URL. */
@@ -27,7 +27,7 @@ const KIND = { update: 'u', awareness: 'a', gap: 'g' } as const
 interface Stream {
   readonly key: string
   readonly handlers: Set<BusHandler>
-  readonly presence: Presence
+  readonly awarenessOwners: AwarenessOwners
   /** The id of the last entry delivered (or skipped); reading resumes after it. */
   lastId: string
 }
@@ -121,7 +121,7 @@ export class RedisBus implements Bus {
     const key = this.#streamKey(room)
     let stream = this.#streams.get(key)
     if (stream === undefined) {
-      stream = { key, handlers: new Set(), presence: new Presence(), lastId: await this.#tail(key) }
+      stream = { key, handlers: new Set(), awarenessOwners: new AwarenessOwners(), lastId: await this.#tail(key) }
       // Another subscribe for the same room may have finished while we waited.
       const existing = this.#streams.get(key)
       if (existing !== undefined) stream = existing
@@ -199,7 +199,7 @@ export class RedisBus implements Bus {
   async #checkInstances (): Promise<void> {
     if (this.#closed || this.#writer.status !== 'ready' || Date.now() < this.#quietUntil) return
     const streams = [...this.#streams.values()]
-    const instances = [...new Set(streams.flatMap((stream) => [...stream.presence.instances()]))]
+    const instances = [...new Set(streams.flatMap((stream) => [...stream.awarenessOwners.instances()]))]
     if (instances.length === 0) return
     let alive: number[]
     try {
@@ -212,7 +212,7 @@ export class RedisBus implements Bus {
       if (!this.#missing.has(instance)) continue
       this.#log.info({ instance }, 'redis bus: an instance stopped without saying goodbye; removing its awareness states')
       for (const stream of streams) {
-        const removal = stream.presence.removeInstance(instance)
+        const removal = stream.awarenessOwners.removeInstance(instance)
         if (removal !== null) this.#dispatch(stream, { kind: 'awareness', data: removal })
       }
       missing.delete(instance)
@@ -315,7 +315,7 @@ export class RedisBus implements Bus {
       return
     }
     const message: BusMessage = { kind: kind === KIND.update ? 'update' : 'awareness', data: new Uint8Array(data), sentAt }
-    if (message.kind === 'awareness') stream.presence.record(instance, message.data)
+    if (message.kind === 'awareness') stream.awarenessOwners.record(instance, message.data)
     this.#dispatch(stream, message)
   }
 

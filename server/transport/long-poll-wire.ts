@@ -126,27 +126,6 @@ export const decodePollRequest = (body: Uint8Array): PollRequest => {
   return { snapshot, clocks }
 }
 
-/**
- * Checks that `update` is an awareness update y-protocols can apply (every state JSON), without applying
- * it, so that a body can be refused as a whole before any of it takes effect. Returns the client ids it names.
- */
-export const validateAwarenessUpdate = (update: Uint8Array): number[] => {
-  const decoder = decoding.createDecoder(update)
-  const count = readUint(decoder, 'awareness state count')
-  const ids: number[] = []
-  for (let i = 0; i < count; i++) {
-    ids.push(readUint(decoder, 'awareness client id'))
-    readUint(decoder, 'awareness clock')
-    const json = new TextDecoder('utf-8', { fatal: false }).decode(readBytes(decoder, 'awareness state'))
-    try {
-      JSON.parse(json)
-    } catch {
-      throw new PollWireError('awareness state is not JSON')
-    }
-  }
-  return ids
-}
-
 /** Sorted, disjoint [start, end) runs of deleted clocks: adjacent and overlapping ranges merged. */
 const runsOf = (ranges: ReadonlyArray<{ clock: number, len: number }>): Array<[number, number]> => {
   const runs: Array<[number, number]> = []

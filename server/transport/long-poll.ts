@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { clientAddress, type ConnectionCounter } from '../connection-limits.js'
-import { asRemovals } from '../awareness-revival.js'
+import { asRemovals, checkStatesAreJson, readAwarenessEntries } from '../awareness-codec.js'
 import { SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
 import type { AddressRateLimit } from '../rate-limit.js'
@@ -14,7 +14,7 @@ import type { Rooms } from '../rooms.js'
 import { pathOf, type RequestHandler } from './responses.js'
 import {
   awarenessToSend, clientLacks, decodeFrames, decodePollRequest, encodeFrames, PollWireError,
-  validateAwarenessUpdate, type AwarenessClock, type PollRequest,
+  type AwarenessClock, type PollRequest,
 } from './long-poll-wire.js'
 import type { Access, Authorize } from '../access.js'
 
@@ -362,9 +362,12 @@ const parseSend = (body: Uint8Array, access: Access): SendMessage[] => {
           messages.push({ ...message, decoded })
           continue
         }
-        case 'awareness':
-          messages.push({ ...message, clients: validateAwarenessUpdate(message.update) })
+        case 'awareness': {
+          const entries = readAwarenessEntries(message.update)
+          checkStatesAreJson(entries)
+          messages.push({ ...message, clients: entries.map(([client]) => client) })
           continue
+        }
         default:
           break
       }

@@ -321,6 +321,7 @@ describe('long-poll requests with bad input', () => {
     { name: 'an update Yjs cannot decode', op: 'send', body: encodeFrames([good, protocol.encodeSyncUpdate(new Uint8Array([5, 200, 1, 2]))]), status: 422, text: /BAD_UPDATE/ },
     { name: 'a bad state vector in sync step 1', op: 'send', body: encodeFrames([good, protocol.encodeSyncStep1(new Uint8Array([4, 0xff]))]), status: 400, text: /bad state vector/ },
     { name: 'awareness that is not JSON', op: 'send', body: encodeFrames([good, protocol.encodeAwareness(new Uint8Array([1, 5, 1, 1, 0x7b]))]), status: 400, text: /not JSON/ },
+    { name: 'awareness that is not UTF-8', op: 'send', body: encodeFrames([good, protocol.encodeAwareness(new Uint8Array([1, 5, 1, 1, 0xff]))]), status: 400, text: /not UTF-8/ },
     { name: 'a poll with a bad state vector', op: 'poll', body: new Uint8Array([3, 0xff, 0xff, 0xff, 0]), status: 400, text: /bad state vector/ },
     { name: 'a poll with trailing bytes', op: 'poll', body: new Uint8Array([...emptyPoll(), 1]), status: 400, text: /unexpected bytes/ },
     { name: 'an unknown op', op: 'other', body: encodeFrames([good]), status: 400, text: /op= must be/ },

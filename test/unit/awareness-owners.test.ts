@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { afterEach, describe, it } from 'node:test'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
-import { Presence } from '../../server/bus/presence.js'
+import { AwarenessOwners } from '../../server/bus/awareness-owners.js'
 
 const created: awarenessProtocol.Awareness[] = []
 /** An Awareness runs a timer until destroyed. */
@@ -12,7 +12,7 @@ const client = (): awarenessProtocol.Awareness => {
   return awareness
 }
 
-describe('Presence', () => {
+describe('AwarenessOwners', () => {
   afterEach(() => { for (const awareness of created.splice(0)) awareness.destroy() })
 
   it('builds a removal that y-protocols applies for the states of a dead instance only', () => {
@@ -21,19 +21,19 @@ describe('Presence', () => {
     b.setLocalStateField('cursor', 2)
     const server = client()
     server.setLocalState(null)
-    const presence = new Presence()
+    const owners = new AwarenessOwners()
     for (const [instance, awareness] of [['one', a], ['two', b]] as const) {
       const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [awareness.clientID])
-      presence.record(instance, update)
+      owners.record(instance, update)
       awarenessProtocol.applyAwarenessUpdate(server, update, 'bus')
     }
-    assert.deepEqual(presence.instances(), new Set(['one', 'two']))
-    const removal = presence.removeInstance('one')
+    assert.deepEqual(owners.instances(), new Set(['one', 'two']))
+    const removal = owners.removeInstance('one')
     assert.ok(removal !== null)
     awarenessProtocol.applyAwarenessUpdate(server, removal, 'bus')
     assert.equal(server.getStates().has(a.clientID), false)
     assert.equal(server.getStates().has(b.clientID), true)
-    assert.equal(presence.removeInstance('one'), null)
+    assert.equal(owners.removeInstance('one'), null)
   })
 
   it('does not remove a client that announced a newer state since', () => {
@@ -41,17 +41,17 @@ describe('Presence', () => {
     a.setLocalStateField('cursor', 1)
     const server = client()
     server.setLocalState(null)
-    const presence = new Presence()
-    presence.record('dead', awarenessProtocol.encodeAwarenessUpdate(a, [a.clientID]))
+    const owners = new AwarenessOwners()
+    owners.record('dead', awarenessProtocol.encodeAwarenessUpdate(a, [a.clientID]))
     a.setLocalStateField('cursor', 2)
     awarenessProtocol.applyAwarenessUpdate(server, awarenessProtocol.encodeAwarenessUpdate(a, [a.clientID]), 'bus')
-    awarenessProtocol.applyAwarenessUpdate(server, presence.removeInstance('dead')!, 'bus')
+    awarenessProtocol.applyAwarenessUpdate(server, owners.removeInstance('dead')!, 'bus')
     assert.equal(server.getStates().get(a.clientID)?.cursor, 2)
   })
 
   it('ignores bytes it cannot read', () => {
-    const presence = new Presence()
-    presence.record('x', Uint8Array.of(5, 1))
-    assert.equal(presence.removeInstance('x'), null)
+    const owners = new AwarenessOwners()
+    owners.record('x', Uint8Array.of(5, 1))
+    assert.equal(owners.removeInstance('x'), null)
   })
 })
