@@ -37,6 +37,9 @@ export interface Config {
   readonly maxBufferedBytes: number
   readonly maxRooms: number
   readonly maxRoomNameLength: number
+  readonly maxUnfinishedInputBytes: number
+  readonly inputTimeoutMs: number
+  readonly docRequestsPerSecond: number
 }
 
 interface Key {
@@ -81,6 +84,9 @@ export const KEYS = {
   maxBufferedBytes: { env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', help: 'unsent bytes a socket may hold; more closes it with 4508', fallback: String(16 * 1024 * 1024) },
   maxRooms: { env: 'MAX_ROOMS', flag: '--max-rooms', help: 'rooms held in memory; the least recently used idle room unloads first', fallback: '10000' },
   maxRoomNameLength: { env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', help: 'longest room name; longer is refused (4400 / 400)', fallback: '256' },
+  maxUnfinishedInputBytes: { env: 'MAX_UNFINISHED_INPUT_BYTES', flag: '--max-unfinished-input-bytes', help: 'bytes the instance holds in unfinished messages and request bodies; past it new large input is refused (1013 / 503)', fallback: String(128 * 1024 * 1024) },
+  inputTimeoutMs: { env: 'INPUT_TIMEOUT_MS', flag: '--input-timeout-ms', help: 'longest a message or request body may take to arrive in full (1008 / 408)', fallback: '60000' },
+  docRequestsPerSecond: { env: 'MAX_DOC_REQUESTS_PER_SECOND', flag: '--max-doc-requests-per-second', help: 'sustained document API requests a second per client address (burst: twice that); over it answers 429', fallback: '20' },
 } as const satisfies Record<keyof Config, Key>
 
 /** A setting that cannot be used; the message names the key. */
@@ -209,6 +215,9 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     maxBufferedBytes: integer(KEYS.maxBufferedBytes, get('maxBufferedBytes')!, 1024),
     maxRooms: integer(KEYS.maxRooms, get('maxRooms')!, 1),
     maxRoomNameLength: integer(KEYS.maxRoomNameLength, get('maxRoomNameLength')!, 1, 8192),
+    maxUnfinishedInputBytes: integer(KEYS.maxUnfinishedInputBytes, get('maxUnfinishedInputBytes')!, 65536),
+    inputTimeoutMs: integer(KEYS.inputTimeoutMs, get('inputTimeoutMs')!, 100, MAX_TIMER_MS),
+    docRequestsPerSecond: integer(KEYS.docRequestsPerSecond, get('docRequestsPerSecond')!, 1),
   }
 }
 

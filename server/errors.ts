@@ -21,6 +21,7 @@ export const ErrorCodes = {
   STORAGE_UNAVAILABLE: { close: 4503, status: 503, text: 'storage unavailable' },
   CONNECTION_AGE: { close: 4000, status: 503, text: 'connection age limit reached' },
   SHUTTING_DOWN: { close: 1012, status: 503, text: 'server restarting' },
+  INPUT_TIMEOUT: { close: 1008, status: 408, text: 'input not complete in time' },
   INTERNAL: { close: 1011, status: 500, text: 'internal error' },
 } as const satisfies Record<string, { close: number; status: number; text: string }>
 

@@ -20,3 +20,15 @@ export const createLogger = (level: LogLevel = 'info', destination?: Destination
     level: (label) => ({ severity: SEVERITY[label] ?? 'DEFAULT' }),
   },
 }, destination)
+
+/**
+ * A request URL as it may be logged: its path, and its `op` when that is one of the long-poll ops. Tokens
+ * travel as `?token=`, and a client may put one anywhere in the query: no part of a query is logged.
+ */
+export const urlForLog = (url: string | undefined): string => {
+  const raw = url ?? '/'
+  const query = raw.indexOf('?')
+  if (query < 0) return raw
+  const op = new URLSearchParams(raw.slice(query + 1)).get('op')
+  return `${raw.slice(0, query)}?${op === 'poll' || op === 'send' ? `op=${op}` : '...'}`
+}

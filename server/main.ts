@@ -98,6 +98,9 @@ const main = async (): Promise<void> => {
     maxBufferedBytes: config.maxBufferedBytes,
     maxRooms: config.maxRooms,
     maxRoomNameLength: config.maxRoomNameLength,
+    maxUnfinishedInputBytes: config.maxUnfinishedInputBytes,
+    inputTimeoutMs: config.inputTimeoutMs,
+    docRequestsPerSecond: config.docRequestsPerSecond,
   })
   if (config.demo) log.warn('DEMO is on: any client may close its own and its room\'s connections (/api/demo)')
   const address = await server.listen(config.port, config.host)

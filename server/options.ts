@@ -87,6 +87,15 @@ export interface SyncServerOptions {
   readonly maxBufferedBytes?: number
   /** Rooms held in memory; at the limit the least recently used idle room unloads. Default 10000. */
   readonly maxRooms?: number
+  /**
+   * Bytes the instance holds in input not yet complete (unfinished WebSocket messages, request bodies
+   * being read); past it, new input over 64 KiB is refused (1013, HTTP 503). Default 128 MiB.
+   */
+  readonly maxUnfinishedInputBytes?: number
+  /** Longest a WebSocket message or a request body may take to arrive in full (1008, HTTP 408). Default 60 s. */
+  readonly inputTimeoutMs?: number
+  /** Sustained document API requests a second per client address, burst twice that (429). Default 20. */
+  readonly docRequestsPerSecond?: number
 }
 
 

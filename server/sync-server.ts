@@ -5,7 +5,8 @@ import type * as Y from 'yjs'
 import { checkOrigin, DEFAULT_MAX_ROOM_NAME_LENGTH, normalizeOrigin, validateRoomName, type Access, type Authorize } from './access.js'
 import { ConnectionCounter } from './connection-limits.js'
 import { GroupCommitter } from './committer.js'
-import { createLogger, type Logger } from './log.js'
+import { InputBudget } from './input-budget.js'
+import { createLogger, urlForLog, type Logger } from './log.js'
 import { measureBus, Metrics, metricsRoute } from './metrics.js'
 import { AddressRateLimit } from './rate-limit.js'
 import type { Room } from './room.js'
@@ -63,6 +64,7 @@ export class SyncServer {
   readonly #authorize: Authorize
   readonly #allowedOrigins: ReadonlySet<string> | null
   readonly #maxRoomNameLength: number
+  readonly #inputBudget: InputBudget
   #state: 'running' | 'draining' | 'closed' = 'running'
   #httpServer: Server | null = null
 
@@ -113,6 +115,9 @@ export class SyncServer {
     const messagesPerSecond = positive('messagesPerSecond', options.messagesPerSecond, 100)
     const pollRequestsPerSecond = positive('pollRequestsPerSecond', options.pollRequestsPerSecond, 200)
     // Sockets and held polls count against the same limits: both are clients waiting on this instance.
+    const inputBudget = this.#inputBudget = new InputBudget(positive('maxUnfinishedInputBytes', options.maxUnfinishedInputBytes, 128 * 1024 * 1024, 64 * 1024))
+    const inputTimeoutMs = positive('inputTimeoutMs', options.inputTimeoutMs, 60_000, 1, MAX_TIMER_MS)
+    const docRequestsPerSecond = positive('docRequestsPerSecond', options.docRequestsPerSecond, 20)
     const connectionLimits = new ConnectionCounter({
       maxConnections: positive('maxConnections', options.maxConnections, 10_000),
       maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, 1000),
@@ -133,6 +138,8 @@ export class SyncServer {
       maxMessageBytes,
       pingIntervalMs: positive('pingIntervalMs', options.pingIntervalMs, 30_000, 10, MAX_TIMER_MS),
       maxConnectionAgeMs: maxAge,
+      inputBudget,
+      inputTimeoutMs,
       counters: metrics.transport('websocket', () => this.#ws.connections),
       onClose: metrics.closed,
       onError: metrics.error,
@@ -143,6 +150,8 @@ export class SyncServer {
       authorize,
       prefix: pollPrefix,
       maxMessageBytes,
+      inputBudget,
+      inputTimeoutMs,
       holdMs: positive('pollHoldMs', options.pollHoldMs, 25_000, 1, MAX_TIMER_MS),
       maxHeldPolls: positive('maxHeldPolls', options.maxHeldPolls, 2000, 1),
       connectionLimits,
@@ -164,6 +173,10 @@ export class SyncServer {
         authorize,
         log: this.log,
         maxBodyBytes: maxMessageBytes,
+        inputBudget,
+        inputTimeoutMs,
+        requestLimit: new AddressRateLimit(docRequestsPerSecond, 2 * docRequestsPerSecond),
+        trustProxy,
         onError: metrics.error,
       }))
     }
@@ -179,6 +192,11 @@ export class SyncServer {
   /** Long polls held open now. */
   get heldPolls (): number {
     return this.#poll.heldPolls
+  }
+
+  /** Bytes held now in unfinished WebSocket messages and request bodies (see `maxUnfinishedInputBytes`). */
+  get unfinishedInputBytes (): number {
+    return this.#inputBudget.held
   }
 
   /** Whether the server takes new clients (false once draining). */
@@ -231,7 +249,7 @@ export class SyncServer {
     this.handleRequest(request, response).then((handled) => {
       if (!handled) sendText(response, 404, 'not found')
     }, (error: unknown) => {
-      this.log.error({ err: error, url: request.url }, 'request failed')
+      this.log.error({ err: error, url: urlForLog(request.url) }, 'request failed')
       if (!response.headersSent) sendText(response, 500, 'internal error')
       else response.destroy()
     })

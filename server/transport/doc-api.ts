@@ -11,12 +11,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
+import { clientAddress } from '../connection-limits.js'
 import { docToJson } from '../doc-json.js'
 import { SyncError, type ErrorCode } from '../errors.js'
+import type { InputBudget } from '../input-budget.js'
+import { urlForLog } from '../log.js'
+import type { AddressRateLimit } from '../rate-limit.js'
 import type { Room } from '../room.js'
 import { validateUpdate } from '../update-admission.js'
 import type { Rooms } from '../rooms.js'
 import type { Storage } from '../storage/storage.js'
+import { ClientGone, connectionAfter, readBody } from './body-reader.js'
 import { pathOf, sendJson, type RequestHandler } from './responses.js'
 import type { Access, Authorize } from '../access.js'
 
@@ -27,6 +32,14 @@ export interface DocApiOptions {
   readonly log: Logger
   /** Largest POST body; a larger one is refused with 413. */
   readonly maxBodyBytes: number
+  /** The instance-wide budget of bytes held in unfinished input, shared with the other transports. */
+  readonly inputBudget: InputBudget
+  /** How long a body may take to arrive in full; slower is answered 408. */
+  readonly inputTimeoutMs: number
+  /** Requests a client address may make (a bucket per address); over it, 429 before anything is read. */
+  readonly requestLimit: AddressRateLimit
+  /** Proxies whose `X-Forwarded-For` names the client, for the per-address limit. */
+  readonly trustProxy: number
   readonly onError?: (code: ErrorCode) => void
 }
 
@@ -46,12 +59,19 @@ export const docApiRoutes = (options: DocApiOptions): RequestHandler => async (r
       response.setHeader('allow', allowed.join(', '))
       throw new SyncError('METHOD_NOT_ALLOWED', `${request.method ?? '?'} is not allowed here; use ${allowed.join(' or ')}`)
     }
+    const address = clientAddress(request, options.trustProxy)
+    if (!options.requestLimit.take(address)) throw new SyncError('RATE_LIMITED', `more document API requests from ${address} than its limit allows; retry later`)
     const access = await authorizeRequest(options, request, room)
     if (request.method === 'POST') await applyUpdate(options, request, response, room, access)
     else await read(options, response, room, binary)
   } catch (error) {
+    // Nobody is left to answer, and a connection that drops is no fault of the server's.
+    if (error instanceof ClientGone) {
+      options.log.debug({ room, method: request.method }, error.message)
+      return true
+    }
     const failure = error instanceof SyncError ? error : new SyncError('INTERNAL')
-    if (failure.code === 'INTERNAL') options.log.error({ err: error, room, url: request.url }, 'document API request failed')
+    if (failure.code === 'INTERNAL') options.log.error({ err: error, room, method: request.method, url: urlForLog(request.url) }, 'document API request failed')
     else options.log.warn({ room, method: request.method, code: failure.code, detail: failure.message }, 'document API refused a request')
     options.onError?.(failure.code)
     if (response.headersSent) {
@@ -59,7 +79,8 @@ export const docApiRoutes = (options: DocApiOptions): RequestHandler => async (r
       return true
     }
     // A refused body is not read: close the connection rather than drain it.
-    if (failure.code === 'MESSAGE_TOO_BIG') response.setHeader('connection', 'close')
+    for (const [name, value] of Object.entries(connectionAfter(request))) response.setHeader(name, value)
+    if (failure.status === 429 || failure.status === 503) response.setHeader('retry-after', '1')
     sendJson(response, failure.status, { error: failure.code, message: failure.message })
   }
   return true
@@ -111,7 +132,7 @@ const read = async (options: DocApiOptions, response: ServerResponse, name: stri
 
 const applyUpdate = async (options: DocApiOptions, request: IncomingMessage, response: ServerResponse, name: string, access: Access): Promise<void> => {
   if (access.mode !== 'write') throw new SyncError('FORBIDDEN', 'read-only access to this room')
-  const update = await readBody(request, options.maxBodyBytes)
+  const update = await readBody(request, { maxBytes: options.maxBodyBytes, budget: options.inputBudget, timeoutMs: options.inputTimeoutMs })
   if (update.length === 0) throw new SyncError('BAD_UPDATE', 'the request body is empty; send a binary Yjs update')
   validateUpdate(update)
   await withRoom(options, name, true, async (room) => {
@@ -120,31 +141,4 @@ const applyUpdate = async (options: DocApiOptions, request: IncomingMessage, res
     }
   })
   sendJson(response, 200, { room: name, bytes: update.length })
-}
-
-const readBody = (request: IncomingMessage, limit: number): Promise<Uint8Array> => {
-  const tooBig = (): SyncError => new SyncError('MESSAGE_TOO_BIG', `the body is larger than ${limit} bytes`)
-  const declared = Number(request.headers['content-length'])
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooBig())
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    let failed = false
-    request.on('data', (chunk: Buffer) => {
-      if (failed) return
-      size += chunk.length
-      if (size > limit) {
-        failed = true
-        reject(tooBig())
-        return
-      }
-      chunks.push(chunk)
-    })
-    request.on('end', () => { if (!failed) resolve(Buffer.concat(chunks)) })
-    request.on('error', (error) => {
-      if (failed) return
-      failed = true
-      reject(new SyncError('BAD_MESSAGE', `the request body could not be read: ${error.message}`))
-    })
-  })
 }

@@ -5,12 +5,15 @@ import * as Y from 'yjs'
 import { clientAddress, type ConnectionCounter } from '../connection-limits.js'
 import { asRemovals, checkStatesAreJson, readAwarenessEntries } from '../awareness-codec.js'
 import { SyncError, type ErrorCode } from '../errors.js'
+import type { InputBudget } from '../input-budget.js'
+import { urlForLog } from '../log.js'
 import type { TrafficCounters } from '../metrics.js'
 import type { AddressRateLimit } from '../rate-limit.js'
 import * as protocol from '../protocol.js'
 import type { Room } from '../room.js'
 import { checkOrigins, isEmptyUpdate, validateUpdate, type DecodedUpdate } from '../update-admission.js'
 import type { Rooms } from '../rooms.js'
+import { ClientGone, connectionAfter, readBody } from './body-reader.js'
 import { pathOf, type RequestHandler } from './responses.js'
 import {
   awarenessToSend, clientLacks, decodeFrames, decodePollRequest, encodeFrames, PollWireError,
@@ -27,6 +30,10 @@ export interface LongPollOptions {
   readonly prefix: string
   /** Largest request body; a larger one is answered 413. */
   readonly maxMessageBytes: number
+  /** The instance-wide budget of bytes held in unfinished input, shared with the other transports. */
+  readonly inputBudget: InputBudget
+  /** How long a request body may take to arrive in full; slower is answered 408. */
+  readonly inputTimeoutMs: number
   /** How long a poll is held when there is nothing to answer. */
   readonly holdMs: number
   /** Polls held at once by this instance; past it a poll that would be held is answered 503. */
@@ -118,7 +125,18 @@ export class LongPollTransport {
     const declared = Number(request.headers['content-length'] ?? 0)
     if (declared > this.#options.maxMessageBytes) throw this.#tooBig(declared)
     const access = await this.#authorize(request, name)
-    const body = await readBody(request, this.#options.maxMessageBytes, (size) => this.#tooBig(size))
+    // A read-only client's send carries a step 1, awareness and an empty step 2: more can only be edits,
+    // which it may not make, so it is refused before the body is read (or as soon as it is that long).
+    const readOnlySend = op === 'send' && access.mode === 'read'
+    const maxBytes = readOnlySend ? Math.min(this.#options.maxMessageBytes, MAX_READ_ONLY_SEND_BYTES) : this.#options.maxMessageBytes
+    const body = await readBody(request, {
+      maxBytes,
+      budget: this.#options.inputBudget,
+      timeoutMs: this.#options.inputTimeoutMs,
+      tooBig: readOnlySend
+        ? () => new SyncError('FORBIDDEN', `read-only access: a send over ${MAX_READ_ONLY_SEND_BYTES} bytes can only carry edits`)
+        : (size) => this.#tooBig(size),
+    })
     if (op === 'poll') {
       let poll: PollRequest
       try {
@@ -300,8 +318,11 @@ export class LongPollTransport {
   }
 
   #fail (request: IncomingMessage, response: ServerResponse, error: unknown): void {
+    const url = urlForLog(request.url)
+    // Nobody is left to answer, and a connection that drops is no fault of the server's.
+    if (error instanceof ClientGone) return this.#options.log.debug({ url }, error.message)
     const failure = error instanceof SyncError ? error : new SyncError('INTERNAL')
-    const log = { url: request.url, code: failure.code, detail: failure.message }
+    const log = { url, code: failure.code, detail: failure.message }
     this.#options.onError?.(failure.code)
     if (failure.code === 'INTERNAL') this.#options.log.error({ ...log, err: error }, 'long-poll request failed')
     else if (failure.status === 503) this.#options.log.info(log, 'long-poll request refused for now')
@@ -315,13 +336,19 @@ export class LongPollTransport {
       'x-close-code': String(failure.closeCode),
     }
     if (failure.status === 503 || failure.status === 429) headers['retry-after'] = failure.code === 'OVERLOADED' ? '2' : '1'
-    // The rest of an oversized body is never read: close the connection rather than drain it.
-    if (failure.code === 'MESSAGE_TOO_BIG') headers.connection = 'close'
+    // The rest of a refused body is never read: close the connection rather than drain it.
+    Object.assign(headers, connectionAfter(request))
     if (failure.code === 'METHOD_NOT_ALLOWED') headers.allow = 'POST'
     response.writeHead(failure.status, headers)
     response.end(`${failure.code}: ${failure.message}\n`)
   }
 }
+
+/**
+ * The largest send a read-only client makes: a step 1, its awareness (at most 8 states of 64 KiB) and an
+ * empty step 2, with room to spare.
+ */
+export const MAX_READ_ONLY_SEND_BYTES = 1024 * 1024
 
 /** A message of a send; awareness comes with the client ids it names, for the echo. */
 type SendMessage =
@@ -398,23 +425,3 @@ const heldRequest = (poll: PollRequest, met: ReadonlyMap<number, unknown>): Poll
   for (const [id, clock] of poll.clocks) if (met.has(id)) clocks.set(id, clock)
   return { snapshot: poll.snapshot, clocks }
 }
-
-/** Reads a request body, refusing (without buffering it) one over `limit` bytes. */
-const readBody = (request: IncomingMessage, limit: number, tooBig: (size: number) => Error): Promise<Uint8Array> =>
-  new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length
-      if (size > limit) {
-        request.off('data', onData)
-        reject(tooBig(size))
-        return
-      }
-      chunks.push(chunk)
-    }
-    request.on('data', onData)
-    request.once('end', () => resolve(new Uint8Array(Buffer.concat(chunks))))
-    request.once('error', reject)
-    request.once('close', () => { if (!request.complete) reject(new SyncError('BAD_MESSAGE', 'request body was cut off')) })
-  })

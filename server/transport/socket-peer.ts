@@ -1,7 +1,9 @@
+import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocket, type RawData } from 'ws'
 import type { Slot } from '../connection-limits.js'
 import { closeReason, SyncError, type ErrorCode } from '../errors.js'
+import type { InputBudget } from '../input-budget.js'
 import type { TrafficCounters } from '../metrics.js'
 import type { Peer } from '../peer.js'
 import { decodeMessage, ProtocolError } from '../protocol.js'
@@ -9,6 +11,7 @@ import { TokenBucket } from '../rate-limit.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
 import type { SharedFrame } from './shared-frame.js'
+import { rawSocketOf, unfinishedBytes } from './unfinished-input.js'
 
 /** What every socket of one transport shares: held once, not captured by closures per socket. */
 export interface SocketPeerContext {
@@ -23,6 +26,8 @@ export interface SocketPeerContext {
   readonly maxConnectionAgeMs: number | null
   readonly messagesPerSecond: number
   readonly messageBurst: number
+  readonly inputBudget: InputBudget
+  readonly inputTimeoutMs: number
   readonly counters?: TrafficCounters
   readonly onClose?: (code: number) => void
   readonly onError?: (code: ErrorCode) => void
@@ -58,6 +63,10 @@ export class SocketPeer implements Peer {
   /** The largest frame sent since the socket's buffer was last empty: the slow-consumer bound allows it. */
   #largestPending = 0
   #ageTimer: NodeJS.Timeout | null = null
+  /** Bytes of a message not yet complete, as counted in the instance's input budget. */
+  #unfinished = 0
+  /** Closes the socket when a message takes longer than `inputTimeoutMs` to arrive in full. */
+  #inputTimer: NodeJS.Timeout | null = null
 
   /** Takes over `ws`; the room must have been acquired for it (it is released when the socket closes). */
   constructor (ctx: SocketPeerContext, ws: WebSocket, id: number, address: string, room: Room, slot: Slot, canWrite: boolean) {
@@ -74,6 +83,12 @@ export class SocketPeer implements Peer {
     ws.on('pong', onPong)
     ws.on('error', onError)
     ws.on('close', onClose)
+    // Added after ws's own listener: by the time it runs, ws has parsed the chunk.
+    const raw = rawSocketOf(ws)
+    if (raw !== null) {
+      ;(raw as Duplex & { [kPeer]?: SocketPeer })[kPeer] = this
+      raw.on('data', onRawData)
+    }
     ctx.peers.add(this)
     room.loaded.then(() => this.#join(), () => this.#fail(new SyncError('STORAGE_UNAVAILABLE', 'the room could not be loaded')))
     const maxAge = ctx.maxConnectionAgeMs
@@ -159,6 +174,39 @@ export class SocketPeer implements Peer {
     this.#backlog.push(frame)
   }
 
+  /**
+   * @internal After each chunk the socket reads: counts what it holds of an unfinished message against
+   * the instance's budget, and starts or stops the clock on it.
+   */
+  measureInput (): void {
+    if (this.#closed) return
+    const held = unfinishedBytes(this.ws)
+    if (held === this.#unfinished) return
+    if (!this.#ctx.inputBudget.resize(this.#unfinished, held)) {
+      return this.#refuseInput(new SyncError('OVERLOADED', 'the instance holds as much unfinished input as it allows; retry later'))
+    }
+    if (this.#unfinished === 0) this.#inputTimer = setTimeout(inputTimedOut, this.#ctx.inputTimeoutMs, this)
+    else if (held === 0) this.#stopInputClock()
+    this.#unfinished = held
+  }
+
+  /** @internal */
+  inputTimedOut (): void {
+    this.#inputTimer = null
+    this.#refuseInput(new SyncError('INPUT_TIMEOUT', `a message did not arrive in full within ${this.#ctx.inputTimeoutMs} ms`))
+  }
+
+  /** Closes the socket, and reads no more of it: what it holds goes with the close. */
+  #refuseInput (error: SyncError): void {
+    this.#fail(error)
+    rawSocketOf(this.ws)?.pause()
+  }
+
+  #stopInputClock (): void {
+    if (this.#inputTimer !== null) clearTimeout(this.#inputTimer)
+    this.#inputTimer = null
+  }
+
   /** @internal */
   errored (error: Error): void {
     this.#ctx.log.warn({ err: error, room: this.#room.name, peer: this.label }, 'socket error')
@@ -171,6 +219,9 @@ export class SocketPeer implements Peer {
     this.#slot.release()
     this.#ctx.peers.delete(this)
     if (this.#ageTimer !== null) clearTimeout(this.#ageTimer)
+    this.#stopInputClock()
+    this.#ctx.inputBudget.resize(this.#unfinished, 0)
+    this.#unfinished = 0
     if (joined) this.#room.leave(this)
     this.#ctx.rooms.release(this.#room)
     this.#ctx.onClose?.(code)
@@ -182,6 +233,8 @@ function onMessage (this: WebSocket, data: RawData, isBinary: boolean): void { p
 function onPong (this: WebSocket): void { peerOf(this).alive = true }
 function onError (this: WebSocket, error: Error): void { peerOf(this).errored(error) }
 function onClose (this: WebSocket, code: number): void { peerOf(this).closed(code) }
+function onRawData (this: Duplex & { [kPeer]?: SocketPeer }): void { this[kPeer]?.measureInput() }
+const inputTimedOut = (peer: SocketPeer): void => peer.inputTimedOut()
 
 const closeForAge = (peer: SocketPeer): void => {
   const limit = new SyncError('CONNECTION_AGE')

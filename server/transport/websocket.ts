@@ -6,6 +6,7 @@ import { checkOrigin, validateRoomName, type Access, type Authorize } from '../a
 import { clientAddress, type ConnectionCounter, type Slot } from '../connection-limits.js'
 import { closeReason, SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
+import type { InputBudget } from '../input-budget.js'
 import { encodePermissionDenied } from '../protocol.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
@@ -32,6 +33,10 @@ export interface WebSocketOptions {
   readonly messageBurst: number
   /** A socket whose unsent data passes this many bytes is closed with SLOW_CONSUMER. */
   readonly maxBufferedBytes: number
+  /** The instance-wide budget of bytes held in unfinished input, shared with the other transports. */
+  readonly inputBudget: InputBudget
+  /** How long a message may take to arrive in full; slower closes the socket with 1008. */
+  readonly inputTimeoutMs: number
   readonly onClose?: (code: number) => void
   /** Hears of every error answered to a client (metrics). */
   readonly onError?: (code: ErrorCode) => void
