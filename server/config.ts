@@ -40,6 +40,7 @@ export interface Config {
   readonly maxUnfinishedInputBytes: number
   readonly inputTimeoutMs: number
   readonly docRequestsPerSecond: number
+  readonly maxAwarenessStatesPerRoom: number
 }
 
 interface Key {
@@ -86,6 +87,7 @@ export const KEYS = {
   maxRoomNameLength: { env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', help: 'longest room name; longer is refused (4400 / 400)', fallback: '256' },
   maxUnfinishedInputBytes: { env: 'MAX_UNFINISHED_INPUT_BYTES', flag: '--max-unfinished-input-bytes', help: 'bytes the instance holds in unfinished messages and request bodies; past it new large input is refused (1013 / 503)', fallback: String(128 * 1024 * 1024) },
   inputTimeoutMs: { env: 'INPUT_TIMEOUT_MS', flag: '--input-timeout-ms', help: 'longest a message or request body may take to arrive in full (1008 / 408)', fallback: '60000' },
+  maxAwarenessStatesPerRoom: { env: 'MAX_AWARENESS_STATES_PER_ROOM', flag: '--max-awareness-states-per-room', help: 'awareness states a room admits from clients; more are refused (1013 / 503) until states go', fallback: '2000' },
   docRequestsPerSecond: { env: 'MAX_DOC_REQUESTS_PER_SECOND', flag: '--max-doc-requests-per-second', help: 'sustained document API requests a second per client address (burst: twice that); over it answers 429', fallback: '20' },
 } as const satisfies Record<keyof Config, Key>
 
@@ -218,6 +220,7 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     maxUnfinishedInputBytes: integer(KEYS.maxUnfinishedInputBytes, get('maxUnfinishedInputBytes')!, 65536),
     inputTimeoutMs: integer(KEYS.inputTimeoutMs, get('inputTimeoutMs')!, 100, MAX_TIMER_MS),
     docRequestsPerSecond: integer(KEYS.docRequestsPerSecond, get('docRequestsPerSecond')!, 1),
+    maxAwarenessStatesPerRoom: integer(KEYS.maxAwarenessStatesPerRoom, get('maxAwarenessStatesPerRoom')!, 1),
   }
 }
 

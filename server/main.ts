@@ -101,6 +101,7 @@ const main = async (): Promise<void> => {
     maxUnfinishedInputBytes: config.maxUnfinishedInputBytes,
     inputTimeoutMs: config.inputTimeoutMs,
     docRequestsPerSecond: config.docRequestsPerSecond,
+    maxAwarenessStatesPerRoom: config.maxAwarenessStatesPerRoom,
   })
   if (config.demo) log.warn('DEMO is on: any client may close its own and its room\'s connections (/api/demo)')
   const address = await server.listen(config.port, config.host)

@@ -96,6 +96,11 @@ export interface SyncServerOptions {
   readonly inputTimeoutMs?: number
   /** Sustained document API requests a second per client address, burst twice that (429). Default 20. */
   readonly docRequestsPerSecond?: number
+  /**
+   * Awareness states one room admits from this instance's clients; a message that would add more is
+   * refused (1013, HTTP 503) until states go. Default 2000.
+   */
+  readonly maxAwarenessStatesPerRoom?: number
 }
 
 

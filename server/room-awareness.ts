@@ -17,6 +17,11 @@ const ORIGIN_BUS = Symbol('bus')
  * its own. Each state a room holds costs memory until it goes, and every change is sent to every peer.
  */
 export const MAX_AWARENESS_STATES_PER_CLIENT = 8
+/**
+ * Awareness states a room admits from its clients by default. A page announces one; each state costs
+ * memory, goes to every joiner, and each change goes to every peer.
+ */
+export const DEFAULT_MAX_AWARENESS_STATES_PER_ROOM = 2000
 /** Longest awareness state (its JSON): a name, a colour and a cursor take a few hundred bytes. */
 export const MAX_AWARENESS_STATE_BYTES = 64 * 1024
 
@@ -43,8 +48,11 @@ export class RoomAwareness {
   /** The states whose clocks the room raised in the message being applied. */
   #raised: ReadonlySet<number> | null = null
 
-  constructor (doc: Y.Doc, sink: AwarenessSink) {
+  readonly #maxStates: number
+
+  constructor (doc: Y.Doc, sink: AwarenessSink, maxStates = DEFAULT_MAX_AWARENESS_STATES_PER_ROOM) {
     this.#sink = sink
+    this.#maxStates = maxStates
     this.awareness = new awarenessProtocol.Awareness(doc)
     this.awareness.setLocalState(null)
     this.awareness.on('update', this.#onUpdate)
@@ -126,7 +134,8 @@ export class RoomAwareness {
 
   /**
    * Throws BAD_MESSAGE for an update with a state over MAX_AWARENESS_STATE_BYTES, or one that would give
-   * its sender (holding `owned`) more than MAX_AWARENESS_STATES_PER_CLIENT states; nothing of it applies.
+   * its sender (holding `owned`) more than MAX_AWARENESS_STATES_PER_CLIENT states, and OVERLOADED for one
+   * that would take the room past its limit of states; nothing of it applies.
    * A state is added when y-protocols would add it: not held now, and newer than any clock seen for it.
    */
   #check (entries: readonly AwarenessEntry[], owned: ReadonlySet<number> | undefined): void {
@@ -140,6 +149,10 @@ export class RoomAwareness {
     }
     if ((owned?.size ?? 0) + adding.size > MAX_AWARENESS_STATES_PER_CLIENT) {
       throw new SyncError('BAD_MESSAGE', `an awareness update may not bring one client more than ${MAX_AWARENESS_STATES_PER_CLIENT} states`)
+    }
+    // Transient: states time out or go with their connections, and the room has room again.
+    if (adding.size > 0 && states.size + adding.size > this.#maxStates) {
+      throw new SyncError('OVERLOADED', `the room holds ${states.size} awareness states, its limit is ${this.#maxStates}`)
     }
   }
 

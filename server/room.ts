@@ -29,6 +29,8 @@ export interface RoomContext {
   readonly log: Logger
   /** Compact once this many log rows have accumulated. */
   readonly compactAfterRows: number
+  /** Awareness states the room admits from its clients (default DEFAULT_MAX_AWARENESS_STATES_PER_ROOM). */
+  readonly maxAwarenessStates?: number
 }
 
 export type RoomEvent = 'update' | 'awareness'
@@ -96,7 +98,7 @@ export class Room {
         this.#notify('awareness')
       },
       publish: (update) => this.#publish({ kind: 'awareness', data: update }),
-    })
+    }, ctx.maxAwarenessStates)
     this.awareness = this.#awareness.awareness
     this.loaded = this.#load(after)
     this.loaded.catch(() => {})

@@ -5,6 +5,7 @@ import type * as Y from 'yjs'
 import { checkOrigin, DEFAULT_MAX_ROOM_NAME_LENGTH, normalizeOrigin, validateRoomName, type Access, type Authorize } from './access.js'
 import { ConnectionCounter } from './connection-limits.js'
 import { GroupCommitter } from './committer.js'
+import { DEFAULT_MAX_AWARENESS_STATES_PER_ROOM } from './room-awareness.js'
 import { InputBudget } from './input-budget.js'
 import { createLogger, urlForLog, type Logger } from './log.js'
 import { measureBus, Metrics, metricsRoute } from './metrics.js'
@@ -88,6 +89,7 @@ export class SyncServer {
       bus: bus === null ? null : measureBus(bus, metrics.busLag),
       log: this.log,
       compactAfterRows: positive('compactAfterRows', options.compactAfterRows, 500),
+      maxAwarenessStates: positive('maxAwarenessStatesPerRoom', options.maxAwarenessStatesPerRoom, DEFAULT_MAX_AWARENESS_STATES_PER_ROOM),
     }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0, MAX_TIMER_MS), maxRooms: positive('maxRooms', options.maxRooms, 10_000) })
     this.#shutdownSpreadMs = positive('shutdownSpreadMs', options.shutdownSpreadMs, 3000, 0, MAX_TIMER_MS)
     const maxAge = options.maxConnectionAgeMs ?? null

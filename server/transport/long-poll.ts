@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { clientAddress, type ConnectionCounter } from '../connection-limits.js'
-import { asRemovals, checkStatesAreJson, readAwarenessEntries } from '../awareness-codec.js'
+import { asRemovals, encodeAwarenessEntries } from '../awareness-codec.js'
 import { SyncError, type ErrorCode } from '../errors.js'
 import type { InputBudget } from '../input-budget.js'
 import { urlForLog } from '../log.js'
@@ -11,14 +11,16 @@ import type { TrafficCounters } from '../metrics.js'
 import type { AddressRateLimit } from '../rate-limit.js'
 import * as protocol from '../protocol.js'
 import type { Room } from '../room.js'
-import { checkOrigins, isEmptyUpdate, validateUpdate, type DecodedUpdate } from '../update-admission.js'
+import { checkOrigins } from '../update-admission.js'
 import type { Rooms } from '../rooms.js'
 import { ClientGone, connectionAfter, readBody } from './body-reader.js'
 import { pathOf, type RequestHandler } from './responses.js'
 import {
-  awarenessToSend, clientLacks, decodeFrames, decodePollRequest, encodeFrames, PollWireError,
+  awarenessToSend, clientLacks, decodePollRequest, encodeFrames, PollWireError,
   type AwarenessClock, type PollRequest,
 } from './long-poll-wire.js'
+import { heldClocks, HeldSnapshot, type RoomChange } from './held-snapshot.js'
+import { planSend, type SendPlan } from './long-poll-send.js'
 import type { Access, Authorize } from '../access.js'
 
 export interface LongPollOptions {
@@ -56,20 +58,28 @@ export interface LongPollOptions {
   readonly onError?: (code: ErrorCode) => void
 }
 
+/** A poll held open: a compact copy of what it brought (see held-snapshot.ts), and how to answer it. */
 interface HeldPoll {
-  readonly request: PollRequest
+  readonly snapshot: HeldSnapshot
+  readonly clocks: ReadonlyMap<number, AwarenessClock>
   finish (frames: readonly Uint8Array[]): void
 }
 
-/** One room's held polls, and its snapshot cached until the document changes. */
+/**
+ * One room's held polls; its snapshot cached until the document changes (for polls as they arrive); and
+ * what the document changed since held polls were last checked.
+ */
 interface RoomWatch {
   readonly room: Room
   readonly polls: Set<HeldPoll>
   snapshot: Y.Snapshot | null
+  change: RoomChange
   users: number
   scheduled: boolean
   stop: () => void
 }
+
+const noChange = (): RoomChange => ({ advanced: new Map(), deleted: [] })
 
 /**
  * Serves rooms over HTTP long-polling (see `long-poll-wire.ts` for the format). Nothing about a client
@@ -128,8 +138,8 @@ export class LongPollTransport {
     // A read-only client's send carries a step 1, awareness and an empty step 2: more can only be edits,
     // which it may not make, so it is refused before the body is read (or as soon as it is that long).
     const readOnlySend = op === 'send' && access.mode === 'read'
-    const maxBytes = readOnlySend ? Math.min(this.#options.maxMessageBytes, MAX_READ_ONLY_SEND_BYTES) : this.#options.maxMessageBytes
-    const body = await readBody(request, {
+    const maxBytes = Math.min(this.#options.maxMessageBytes, readOnlySend ? MAX_READ_ONLY_SEND_BYTES : op === 'poll' ? MAX_POLL_BYTES : Infinity)
+    let body: Uint8Array | null = await readBody(request, {
       maxBytes,
       budget: this.#options.inputBudget,
       timeoutMs: this.#options.inputTimeoutMs,
@@ -138,18 +148,21 @@ export class LongPollTransport {
         : (size) => this.#tooBig(size),
     })
     if (op === 'poll') {
-      let poll: PollRequest
+      // A held poll keeps only its compact copy (see held-snapshot.ts): neither the body nor its decoding,
+      // which is why both are let go of here rather than left in this function's scope while it waits.
+      const poll: { request: PollRequest | null } = { request: null }
       try {
-        poll = decodePollRequest(body)
+        poll.request = decodePollRequest(body)
       } catch (error) {
-        throw badInput(error)
+        throw error instanceof PollWireError ? new SyncError('BAD_MESSAGE', error.message) : error
       }
+      body = null
       await this.#withRoom(name, (room) => this.#poll(room, poll, address, response))
     } else {
-      const messages = parseSend(body, access)
+      const plan = planSend(body, access)
       const counters = this.#options.counters
-      if (counters !== undefined) { counters.messagesIn += messages.length; counters.bytesIn += body.length }
-      await this.#withRoom(name, (room) => this.#send(room, messages, access, response))
+      if (counters !== undefined) { counters.messagesIn += plan.frames; counters.bytesIn += body.length }
+      await this.#withRoom(name, (room) => this.#send(room, plan, access, response))
     }
   }
 
@@ -184,20 +197,13 @@ export class LongPollTransport {
     }
   }
 
-  async #send (room: Room, messages: readonly SendMessage[], access: Access, response: ServerResponse): Promise<void> {
+  async #send (room: Room, plan: SendPlan, access: Access, response: ServerResponse): Promise<void> {
     const replies: Uint8Array[] = []
-    const commits: Array<Promise<boolean>> = []
-    const raised = new Set<number>()
     // Checked against the room before any is queued, so that a body with one forged update changes nothing.
-    for (const message of messages) {
-      if ('decoded' in message && access.mode === 'write') checkOrigins(room.doc, message.decoded)
-    }
-    for (const message of messages) {
-      if (message.type === 'awareness') for (const id of room.applyAwareness(message.update)) raised.add(id)
-      else if (message.type === 'sync-step2' || message.type === 'sync-update') {
-        if (access.mode === 'write') commits.push(room.submitAndWait(message.update))
-      }
-    }
+    for (const { decoded } of plan.updates) checkOrigins(room.doc, decoded)
+    // One update for all of the body's awareness: the limits count per request, and peers get one frame.
+    const raised = plan.awareness.size > 0 ? room.applyAwareness(encodeAwarenessEntries([...plan.awareness.values()])) : new Set<number>()
+    const commits = access.mode === 'write' ? plan.updates.map(({ update }) => room.submitAndWait(update)) : []
     let stored: boolean[]
     try {
       stored = await Promise.all(commits)
@@ -207,65 +213,64 @@ export class LongPollTransport {
     // An update that depends on content the room lacks was refused: ask the client for that content.
     if (stored.includes(false)) replies.push(protocol.encodeSyncStep1(Y.encodeStateVector(room.doc)))
     // Answered after the commits, so that a step 2 in the reply holds the client's own updates too.
-    for (const message of messages) {
-      switch (message.type) {
-        case 'sync-step1':
-          replies.push(protocol.encodeSyncStep2(Y.encodeStateAsUpdate(room.doc, message.stateVector)))
-          // The socket handshake's server step 1: the client answers it with what the room lacks.
-          replies.push(protocol.encodeSyncStep1(Y.encodeStateVector(room.doc)))
-          break
-        case 'sync-step2':
-          if (access.mode === 'read' && !isEmptyUpdate(message.update)) replies.push(protocol.encodePermissionDenied('read-only access'))
-          break
-        case 'awareness': {
-          // The echo a socket gets of its own awareness: it tells the client's provider, which closes a
-          // connection that received nothing for a while, that this one works. A state whose clock the room
-          // raised is echoed as a removal, as to a socket (see RoomAwareness).
-          const ids = ('clients' in message ? message.clients : []).filter((id) => room.awareness.meta.has(id))
-          if (ids.length > 0) replies.push(protocol.encodeAwareness(asRemovals(awarenessProtocol.encodeAwarenessUpdate(room.awareness, ids), raised)))
-          break
-        }
-        case 'query-awareness':
-          replies.push(protocol.encodeAwareness(
-            awarenessProtocol.encodeAwarenessUpdate(room.awareness, [...room.awareness.states.keys()])))
-          break
-        default:
-          break
-      }
+    if (plan.stateVector !== null) {
+      replies.push(protocol.encodeSyncStep2(Y.encodeStateAsUpdate(room.doc, Y.encodeStateVector(plan.stateVector))))
+      // The socket handshake's server step 1: the client answers it with what the room lacks.
+      replies.push(protocol.encodeSyncStep1(Y.encodeStateVector(room.doc)))
     }
+    if (plan.readOnlyStep2) replies.push(protocol.encodePermissionDenied('read-only access'))
+    // The echo a socket gets of its own awareness: it tells the client's provider, which closes a
+    // connection that received nothing for a while, that this one works; with every state, if the body
+    // asked for them. A state whose clock the room raised is echoed as a removal, as to a socket (see
+    // RoomAwareness).
+    const { meta, states } = room.awareness
+    const ids = new Set([...plan.awareness.keys()].filter((id) => meta.has(id)))
+    if (plan.queryAwareness) for (const id of states.keys()) ids.add(id)
+    if (ids.size > 0) replies.push(protocol.encodeAwareness(asRemovals(awarenessProtocol.encodeAwarenessUpdate(room.awareness, [...ids]), raised)))
     this.#reply(response, replies)
   }
 
-  async #poll (room: Room, poll: PollRequest, address: string, response: ServerResponse): Promise<void> {
+  async #poll (room: Room, poll: { request: PollRequest | null }, address: string, response: ServerResponse): Promise<void> {
     const watch = this.#watch(room)
     try {
-      const now = this.#answer(watch, poll)
-      if (now.length > 0) return this.#reply(response, now)
-      if (this.#held.size >= this.#options.maxHeldPolls) {
-        throw new SyncError('OVERLOADED', `this instance holds ${this.#held.size} polls, its limit; retry later`)
-      }
-      const slot = this.#options.connectionLimits.admit(address, room.name)
-      const frames = await new Promise<readonly Uint8Array[]>((resolve) => {
-        const timer = setTimeout(() => held.finish([]), this.#options.holdMs)
-        const held: HeldPoll = {
-          request: heldRequest(poll, room.awareness.meta),
-          finish: (frames) => {
-            if (!this.#held.delete(held)) return
-            watch.polls.delete(held)
-            clearTimeout(timer)
-            slot.release()
-            resolve(frames)
-          },
-        }
-        this.#held.add(held)
-        watch.polls.add(held)
-        // A client that gave up (or died) frees its slot at once.
-        response.once('close', () => held.finish([]))
-      })
+      const frames = await this.#answerOrHold(watch, poll, address, response)
       if (!response.destroyed) this.#reply(response, frames)
     } finally {
       this.#unwatch(watch)
     }
+  }
+
+  /** What the client lacks now, or a hold until it lacks something (or `holdMs` pass). Takes `poll.request`. */
+  #answerOrHold (watch: RoomWatch, poll: { request: PollRequest | null }, address: string, response: ServerResponse): readonly Uint8Array[] | Promise<readonly Uint8Array[]> {
+    const request = poll.request!
+    poll.request = null
+    const { room } = watch
+    const now = this.#answer(watch, request)
+    if (now.length > 0) return now
+    if (this.#held.size >= this.#options.maxHeldPolls) {
+      throw new SyncError('OVERLOADED', `this instance holds ${this.#held.size} polls, its limit; retry later`)
+    }
+    const snapshot = new HeldSnapshot(request.snapshot, watch.snapshot!.sv)
+    const clocks = heldClocks(request.clocks, room.awareness.meta)
+    const slot = this.#options.connectionLimits.admit(address, room.name)
+    return new Promise<readonly Uint8Array[]>((resolve) => {
+      const timer = setTimeout(() => held.finish([]), this.#options.holdMs)
+      const held: HeldPoll = {
+        snapshot,
+        clocks,
+        finish: (frames) => {
+          if (!this.#held.delete(held)) return
+          watch.polls.delete(held)
+          clearTimeout(timer)
+          slot.release()
+          resolve(frames)
+        },
+      }
+      this.#held.add(held)
+      watch.polls.add(held)
+      // A client that gave up (or died) frees its slot at once.
+      response.once('close', () => held.finish([]))
+    })
   }
 
   #reply (response: ServerResponse, frames: readonly Uint8Array[]): void {
@@ -288,23 +293,52 @@ export class LongPollTransport {
     return frames
   }
 
+  /** `#answer` for a held poll: only what changed since it was held can be news to it. */
+  #answerHeld (room: Room, poll: HeldPoll, change: RoomChange): Uint8Array[] {
+    const frames: Uint8Array[] = []
+    if (poll.snapshot.lacks(change)) {
+      frames.push(protocol.encodeSyncUpdate(Y.encodeStateAsUpdate(room.doc, Y.encodeStateVector(poll.snapshot.stateVector))))
+    }
+    const ids = awarenessToSend(room.awareness, poll.clocks)
+    if (ids.length > 0) frames.push(protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(room.awareness, ids)))
+    return frames
+  }
+
   #watch (room: Room): RoomWatch {
     let watch = this.#watches.get(room)
     if (watch === undefined) {
-      const created: RoomWatch = { room, polls: new Set(), snapshot: null, users: 0, scheduled: false, stop: () => {} }
-      created.stop = room.observe((event) => {
+      const created: RoomWatch = { room, polls: new Set(), snapshot: null, change: noChange(), users: 0, scheduled: false, stop: () => {} }
+      // What each transaction changed, while polls are held: a poll held later checked the document whole.
+      const onTransaction = (transaction: Y.Transaction): void => {
+        if (created.polls.size === 0) return
+        const { advanced, deleted } = created.change
+        for (const [client, clock] of transaction.afterState) {
+          if (transaction.beforeState.get(client) !== clock) advanced.set(client, clock)
+        }
+        for (const [client, ranges] of transaction.deleteSet.clients) {
+          for (const { clock, len } of ranges) deleted.push({ client, clock, len })
+        }
+      }
+      room.doc.on('afterTransaction', onTransaction)
+      const unobserve = room.observe((event) => {
         if (event === 'update') created.snapshot = null
         if (created.polls.size === 0 || created.scheduled) return
         // One check per turn of the event loop, however many changes arrived in it.
         created.scheduled = true
         setImmediate(() => {
           created.scheduled = false
+          const change = created.change
+          created.change = noChange()
           for (const poll of [...created.polls]) {
-            const frames = this.#answer(created, poll.request)
+            const frames = this.#answerHeld(room, poll, change)
             if (frames.length > 0) poll.finish(frames)
           }
         })
       })
+      created.stop = () => {
+        unobserve()
+        room.doc.off('afterTransaction', onTransaction)
+      }
       this.#watches.set(room, watch = created)
     }
     watch.users++
@@ -350,61 +384,11 @@ export class LongPollTransport {
  */
 export const MAX_READ_ONLY_SEND_BYTES = 1024 * 1024
 
-/** A message of a send; awareness comes with the client ids it names, for the echo. */
-type SendMessage =
-  | Exclude<protocol.Message, { type: 'awareness' | 'sync-step2' | 'sync-update' }>
-  | (Extract<protocol.Message, { type: 'awareness' }> & { readonly clients: readonly number[] })
-  | (Extract<protocol.Message, { type: 'sync-step2' | 'sync-update' }> & { readonly decoded: DecodedUpdate })
-
-
-const badInput = (error: unknown): SyncError => {
-  if (error instanceof SyncError) return error
-  if (error instanceof PollWireError || error instanceof protocol.ProtocolError) return new SyncError('BAD_MESSAGE', error.message)
-  return new SyncError('INTERNAL')
-}
-
 /**
- * Decodes and checks every frame of a send before any takes effect, so that a body with one bad frame
- * changes nothing. Read-only clients may send awareness and the handshake, but no edit (403).
+ * The largest poll: its snapshot's delete set is decoded into Yjs objects, some twenty times its bytes.
+ * An honest client's delete set is about the document's own, which takes some 3 bytes a deleted run.
  */
-const parseSend = (body: Uint8Array, access: Access): SendMessage[] => {
-  const messages: SendMessage[] = []
-  try {
-    for (const frame of decodeFrames(body)) {
-      const message = protocol.decodeMessage(frame)
-      switch (message.type) {
-        case 'sync-step1':
-          try {
-            Y.decodeStateVector(message.stateVector)
-          } catch {
-            throw new PollWireError('bad state vector: sync step 1 cannot be decoded')
-          }
-          break
-        case 'sync-step2':
-        case 'sync-update': {
-          const decoded = validateUpdate(message.update)
-          if (access.mode === 'read' && message.type === 'sync-update' && !isEmptyUpdate(message.update)) {
-            throw new SyncError('FORBIDDEN', 'read-only access: updates are not accepted')
-          }
-          messages.push({ ...message, decoded })
-          continue
-        }
-        case 'awareness': {
-          const entries = readAwarenessEntries(message.update)
-          checkStatesAreJson(entries)
-          messages.push({ ...message, clients: entries.map(([client]) => client) })
-          continue
-        }
-        default:
-          break
-      }
-      messages.push(message)
-    }
-  } catch (error) {
-    throw badInput(error)
-  }
-  return messages
-}
+export const MAX_POLL_BYTES = 2 * 1024 * 1024
 
 const sendBytes = (response: ServerResponse, body: Uint8Array): void => {
   response.writeHead(200, {
@@ -415,13 +399,3 @@ const sendBytes = (response: ServerResponse, body: Uint8Array): void => {
   response.end(body)
 }
 
-/**
- * The part of a poll kept while it is held: its entries for awareness clients the room has not met
- * matter only if the room meets them during the hold, and then cost one answer too many at most.
- */
-const heldRequest = (poll: PollRequest, met: ReadonlyMap<number, unknown>): PollRequest => {
-  if (poll.clocks.size <= met.size && [...poll.clocks.keys()].every((id) => met.has(id))) return poll
-  const clocks = new Map<number, AwarenessClock>()
-  for (const [id, clock] of poll.clocks) if (met.has(id)) clocks.set(id, clock)
-  return { snapshot: poll.snapshot, clocks }
-}
