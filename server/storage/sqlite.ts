@@ -82,11 +82,13 @@ export class SqliteStorage implements Storage {
     const log = this.#selectLog.all(room)
     const updates: Uint8Array[] = log.map((row) => row.data)
     if (snapshot !== undefined) updates.unshift(snapshot.data)
-    return { updates, logRows: log.length }
+    return { updates, logRows: log.length, seq: 0 }
   }
 
-  async append (entries: readonly AppendEntry[]): Promise<void> {
+  /** One instance owns the file: nothing to check, and no commit sequence is kept (see `Storage.heads`). */
+  async append (entries: readonly AppendEntry[]): Promise<ReadonlyMap<string, number | null>> {
     if (entries.length > 0) this.#appendAll(entries)
+    return new Map(entries.map((entry) => [entry.room, 0]))
   }
 
   /**

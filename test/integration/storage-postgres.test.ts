@@ -5,6 +5,7 @@ import * as Y from 'yjs'
 import { PostgresStorage } from '../../server/storage/postgres.js'
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from '../helpers/postgres.js'
 import { edit, storageContract, textOf } from '../unit/storage-contract.js'
+import { sequenceContract } from '../unit/storage-sequence-contract.js'
 
 const schema = uniqueSchema('storage')
 after(() => dropSchema(schema))
@@ -12,6 +13,7 @@ after(() => dropSchema(schema))
 const open = (): Promise<PostgresStorage> => PostgresStorage.open({ url: TEST_DATABASE_URL, schema })
 
 storageContract('postgres', open)
+sequenceContract('postgres', open)
 
 /** mulberry32: a small seeded generator, so a failing interleaving can be replayed from its seed. */
 const random = (seed: number): () => number => () => {
@@ -45,7 +47,7 @@ describe('postgres storage with several instances on one database', () => {
             const writer = writers[Math.floor(next() * writers.length)]!
             const token = `<${seed}.${step}>`
             expected.add(token)
-            work.push(storage.append([{ room, update: edit(writer, (t) => t.insert(0, token)) }]))
+            work.push(storage.append([{ room, update: edit(writer, (t) => t.insert(0, token)) }]).then(() => {}))
           }
           // Let a random number of operations run at once before the next one starts.
           if (next() < 0.3) await Promise.all(work.splice(0))

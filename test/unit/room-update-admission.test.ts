@@ -25,7 +25,7 @@ const gatedStorage = (): GatedStorage => {
     commits: [],
     held: true,
     ...storageWith(inner, {
-      append: (entries) => new Promise<void>((resolve, reject) => {
+      append: (entries) => new Promise<ReadonlyMap<string, number | null>>((resolve, reject) => {
         const settle = (error?: Error): void => error === undefined ? resolve(inner.append(entries)) : reject(error)
         storage.commits.push({ entries, settle })
         if (!storage.held) settle()

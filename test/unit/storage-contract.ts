@@ -27,7 +27,7 @@ export const storageContract = (name: string, open: () => Promise<Storage>, uniq
 
     it('loads an unknown room as empty', async () => {
       const room = unique('unknown')
-      assert.deepEqual(await storage.load(room), { updates: [], logRows: 0 })
+      assert.deepEqual(await storage.load(room), { updates: [], logRows: 0, seq: 0 })
       assert.equal(await storage.has(room), false)
     })
 

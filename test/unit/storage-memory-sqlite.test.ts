@@ -7,12 +7,14 @@ import { MemoryStorage } from '../../server/storage/memory.js'
 import { SqliteStorage } from '../../server/storage/sqlite.js'
 import { mergeToSnapshot } from '../../server/storage/storage.js'
 import { edit, storageContract, textOf } from './storage-contract.js'
+import { sequenceContract } from './storage-sequence-contract.js'
 import * as Y from 'yjs'
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlite-contract-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
 storageContract('memory', async () => new MemoryStorage())
+sequenceContract('memory', async () => new MemoryStorage())
 storageContract('sqlite', async () => new SqliteStorage({ file: join(dir, 'rooms.sqlite') }))
 
 describe('mergeToSnapshot', () => {
