@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { CommitQueue, Room } from './room.js'
+import type { PendingUpdate } from './pending-updates.js'
 import type { AppendEntry, Storage } from './storage/storage.js'
 
 /**
@@ -56,17 +57,29 @@ export class GroupCommitter implements CommitQueue {
     })
   }
 
-  async #commit (rooms: Room[]): Promise<void> {
-    const batches = rooms.map((room) => room.takePending())
+  async #commit (scheduled: Room[]): Promise<void> {
+    const rooms: Room[] = []
+    const batches: PendingUpdate[][] = []
+    for (const room of scheduled) {
+      const batch = room.takePending()
+      if (batch.length === 0) continue
+      rooms.push(room)
+      batches.push(batch)
+    }
     const entries: AppendEntry[] = []
     for (let i = 0; i < rooms.length; i++) {
       const room = rooms[i]!
-      for (const item of batches[i]!) entries.push({ room: room.name, update: item.update })
+      // Admitted against what this instance holds: storage refuses the room if another committed under
+      // the same ids since.
+      const after = room.committedThrough
+      for (const item of batches[i]!) entries.push({ room: room.name, update: item.update, claims: item.claims, ...(after === undefined ? {} : { after }) })
     }
+    if (entries.length === 0) return
     const started = performance.now()
     let failure: Error | null = null
+    let stored: ReadonlyMap<string, number | null> = new Map()
     try {
-      await this.#storage.append(entries)
+      stored = await this.#storage.append(entries)
     } catch (error) {
       failure = error instanceof Error ? error : new Error(String(error))
       this.#log.error({ err: failure, updates: entries.length, rooms: rooms.length }, 'storage commit failed; updates were not applied')
@@ -76,11 +89,14 @@ export class GroupCommitter implements CommitQueue {
       const room = rooms[i]!
       const batch = batches[i]!
       try {
-        if (failure === null) {
+        const seq = stored.get(room.name)
+        if (failure !== null) room.commitFailed(batch, failure)
+        else if (seq === null || seq === undefined) room.refused(batch)
+        else {
           const applying = performance.now()
-          room.committed(batch)
+          room.committed(batch, seq)
           this.#onApplied(room, performance.now() - applying)
-        } else room.commitFailed(batch, failure)
+        }
       } catch (error) {
         this.#log.error({ err: error, room: room.name }, 'applying committed updates failed')
       }

@@ -8,6 +8,7 @@
 export const ErrorCodes = {
   BAD_MESSAGE: { close: 4400, status: 400, text: 'malformed message' },
   BAD_UPDATE: { close: 4422, status: 422, text: 'update cannot be decoded' },
+  CONFLICTING_UPDATE: { close: 4409, status: 409, text: 'update holds other content under ids the room holds' },
   BAD_ROOM: { close: 4400, status: 400, text: 'invalid room name' },
   UNAUTHENTICATED: { close: 4401, status: 401, text: 'authentication required' },
   FORBIDDEN: { close: 4403, status: 403, text: 'forbidden' },

@@ -1,4 +1,7 @@
 import type { Peer } from './peer.js'
+import { SyncError } from './errors.js'
+import type { Claim } from './storage/storage.js'
+import type { Admission } from './update-admission.js'
 
 /** An update waiting for its commit. */
 export interface PendingUpdate {
@@ -8,6 +11,8 @@ export interface PendingUpdate {
   /** Already in the document (a server-side edit): commit, then broadcast, but do not apply again. */
   readonly applied: boolean
   readonly done: ((error?: Error) => void) | null
+  /** The ids its structs take (see `Storage.append`). */
+  readonly claims: readonly Claim[]
 }
 
 /**
@@ -63,6 +68,52 @@ export class PendingUpdates {
     // Nothing failed reaches the document, and what stays queued is in it already.
     this.#reach.clear()
     return failed
+  }
+
+  /**
+   * Storage refused `batch` (another instance committed under ids it takes): it goes back to the front
+   * of the queue, to be admitted again by the room with everything queued after it (`drain`).
+   */
+  refused (batch: readonly PendingUpdate[]): void {
+    this.#inflight -= batch.length
+    this.#queued = [...batch, ...this.#queued]
+  }
+
+  /** Everything queued, taken out; forgets how far it reached. */
+  drain (): PendingUpdate[] {
+    const all = this.#queued
+    this.#queued = []
+    this.#reach.clear()
+    return all
+  }
+
+  /**
+   * Admits everything queued again, in order, with `admit` (after storage refused a batch and the room
+   * read what others committed): what the room holds now is acknowledged, what depends on content it
+   * lacks goes to `incomplete`, what `admit` throws for goes to `refuse` with the error, and the rest is
+   * queued again as admitted. Server-side edits are in the document already and stay as they are.
+   */
+  readmit (admit: (update: Uint8Array, queued: ReadonlyMap<number, number>) => Admission, outcome: {
+    incomplete (item: PendingUpdate): void
+    refuse (item: PendingUpdate, error: SyncError): void
+  }): void {
+    for (const item of this.drain()) {
+      if (item.applied) {
+        this.add(item)
+        continue
+      }
+      let admitted: Admission
+      try {
+        admitted = admit(item.update, this.#reach)
+      } catch (error) {
+        outcome.refuse(item, error instanceof SyncError ? error : new SyncError('BAD_UPDATE'))
+        continue
+      }
+      if (admitted === 'known') item.done?.()
+      else if (admitted === 'incomplete') outcome.incomplete(item)
+      else this.add({ ...item, update: admitted.update, claims: admitted.claims }, admitted.reach)
+    }
+    this.settle()
   }
 
   /** Resolves when every update queued so far is stored (or failed). */

@@ -3,6 +3,7 @@ import * as Y from 'yjs'
 import type * as awarenessProtocol from 'y-protocols/awareness'
 import type { Logger } from 'pino'
 import type { Bus, BusMessage, BusSubscription } from './bus/bus.js'
+import { CommitSequence } from './commit-sequence.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
 import { PendingUpdates, type PendingUpdate } from './pending-updates.js'
@@ -10,7 +11,7 @@ import * as protocol from './protocol.js'
 import { RoomAwareness } from './room-awareness.js'
 import { RoomCompaction } from './room-compaction.js'
 import type { Storage } from './storage/storage.js'
-import { admitUpdate, isEmptyUpdate } from './update-admission.js'
+import { admitUpdate, claimsOf, isEmptyUpdate } from './update-admission.js'
 
 /** Transaction origins: who applied what to a room's document. Anything else is a server-side edit. */
 const ORIGIN_LOAD = Symbol('load')
@@ -37,6 +38,12 @@ export type RoomEvent = 'update' | 'awareness'
 
 /** How often a peer whose updates keep depending on content the room lacks is asked for it. */
 const ASK_INTERVAL_MS = 10_000
+
+/**
+ * How long a commit known to exist may take to arrive on the bus before the room reads it from storage.
+ * Messages of different instances arrive out of commit order by a few milliseconds.
+ */
+export const CATCH_UP_GRACE_MS = 250
 
 /** A client with an empty document: it needs the whole document, the same bytes for every such client. */
 const isEmptyStateVector = (stateVector: Uint8Array): boolean => stateVector.length === 1 && stateVector[0] === 0
@@ -72,6 +79,11 @@ export class Room {
   /** The awareness and which peer announced which state of it. */
   readonly #awareness: RoomAwareness
   readonly #compaction: RoomCompaction
+  /** Which commits the document holds, with storage that numbers them (see `Storage.heads`). */
+  readonly #commits: CommitSequence
+  readonly #tracked: boolean
+  /** Storage refused a batch: the queue waits, out of the committer's reach, to be admitted again. */
+  #readmitting = false
   #subscription: BusSubscription | null = null
   #busBacklog: BusMessage[] | null = []
   #listeners = new Set<(event: RoomEvent) => void>()
@@ -90,6 +102,17 @@ export class Room {
     this.name = name
     this.#ctx = ctx
     this.#compaction = new RoomCompaction(name, ctx.storage, ctx.log, ctx.compactAfterRows)
+    this.#tracked = ctx.storage.heads !== undefined
+    this.#commits = new CommitSequence({
+      graceMs: CATCH_UP_GRACE_MS,
+      read: async (after) => {
+        // A read before the load would be applied before it, and leave the load's frames stale.
+        await this.loaded
+        return await ctx.storage.load(name, after)
+      },
+      apply: (updates) => { if (!this.#destroyed) this.#applyStored(updates, ORIGIN_BUS) },
+      failed: (error) => { ctx.log.error({ room: name, err: error }, 'catching up from storage failed') },
+    })
     // A guid of our own: Yjs would otherwise draw a random UUID, one crypto call per character.
     this.doc = new Y.Doc({ gc: true, guid: name })
     this.#awareness = new RoomAwareness(this.doc, {
@@ -118,6 +141,7 @@ export class Room {
     // Applied before the room listens: Yjs would otherwise encode the whole document once more, for an
     // update event that nobody needs (27 ms of a 75 ms cold load of the automerge-paper document).
     const whole = this.#applyStored(stored.updates, ORIGIN_LOAD)
+    this.#commits.caughtUp(stored.seq)
     this.doc.on('update', this.#onDocUpdate)
     // A compacted room is its snapshot: those bytes are the whole document, as a fresh client needs it.
     if (whole && stored.updates.length === 1 && stored.logRows === 0) this.#fullStep2Frame = protocol.encodeSyncStep2(stored.updates[0]!)
@@ -146,17 +170,29 @@ export class Room {
     return whole
   }
 
-  /** Re-reads storage after the bus lost messages; what is new reaches local peers as a normal update. */
+  /**
+   * Reads the commits the document lacks from storage (after the bus lost messages); what is new reaches
+   * local peers as a normal update. Never rejects: a failure is logged.
+   */
   async reload (): Promise<void> {
     try {
-      // A gap reported while the room loads is read after the load, so that what it brings goes through
-      // the update listener: an earlier read applied first would leave the load's frames stale.
-      await this.loaded
-      const stored = await this.#ctx.storage.load(this.name)
-      if (!this.#destroyed) this.#applyStored(stored.updates, ORIGIN_BUS)
+      await this.#commits.catchUp()
     } catch (error) {
       this.#ctx.log.error({ room: this.name, err: error }, 'reload after a bus gap failed')
     }
+  }
+
+  /**
+   * Storage's latest commit of this room is `seq` (the periodic check, one query for every loaded room):
+   * a commit whose bus message was lost, in a room that went quiet after it, is read from storage.
+   */
+  observeHead (seq: number): void {
+    if (this.#busBacklog === null) this.#commits.exists(seq)
+  }
+
+  /** The commit the document holds with every one before it; undefined where storage does not number them. */
+  get committedThrough (): number | undefined {
+    return this.#tracked ? this.#commits.applied : undefined
   }
 
   /** Adds a peer: it receives sync step 1 and every known awareness state. Call after `loaded`. */
@@ -234,7 +270,7 @@ export class Room {
       return true
     }
     // Views into a socket's receive buffer must not outlive the message handler.
-    this.#pending.add({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done }, admitted.reach)
+    this.#pending.add({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done, claims: admitted.claims }, admitted.reach)
     this.#ctx.commits.schedule(this)
     return true
   }
@@ -291,17 +327,23 @@ export class Room {
     peer.send(this.#step1Frame)
   }
 
-  /** Called by the group committer: the updates to store now. */
+  /** Called by the group committer: the updates to store now (none while they wait to be admitted again). */
   takePending (): PendingUpdate[] {
-    return this.#pending.take()
+    return this.#readmitting ? [] : this.#pending.take()
   }
 
-  /** Called by the group committer once `batch` is stored. */
-  committed (batch: readonly PendingUpdate[]): void {
+  /**
+   * Called by the group committer once `batch` is stored as commit `seq`. The bus message holds the whole
+   * commit, whatever the document held before: a receiver that gets it holds that commit.
+   */
+  committed (batch: readonly PendingUpdate[], seq: number): void {
     if (!this.#destroyed) {
       const fresh = batch.filter((item) => !item.applied)
       if (fresh.length > 0) this.#applyStored(fresh.map((item) => item.update), ORIGIN_COMMITTED)
-      for (const item of batch) if (item.applied) this.#publishUpdate(item.update)
+      for (const item of batch) if (item.applied) this.#sendUpdate(item.update)
+      const updates = batch.map((item) => item.update)
+      this.#publish({ kind: 'update', data: updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates), ...(this.#tracked ? { seq } : {}) })
+      if (this.#tracked) this.#commits.holds(seq)
     }
     for (const item of batch) item.done?.()
     this.#compaction.stored(batch.length)
@@ -327,6 +369,40 @@ export class Room {
     this.#pending.settle()
   }
 
+  /**
+   * Called by the group committer when storage refused `batch`: another instance committed structs under
+   * ids it takes, after the last commit this document holds in order. The room reads what it lacks, then
+   * admits the batch and everything queued after it again, against the whole committed log: what others
+   * committed already is dropped (and acknowledged), what differs from it is refused with
+   * CONFLICTING_UPDATE, and the rest is committed.
+   */
+  refused (batch: readonly PendingUpdate[]): void {
+    this.#pending.refused(batch)
+    if (this.#readmitting) return
+    this.#readmitting = true
+    this.#commits.catchUp().then(() => {
+      this.#readmitting = false
+      this.#pending.readmit((update, queued) => {
+        if (this.#destroyed) return 'incomplete'
+        return admitUpdate(this.doc, update, queued)
+      }, {
+        incomplete: (item) => {
+          item.done?.(new Error(`room ${this.name}: an update depends on content the room does not have`))
+          if (item.from !== null && !this.#destroyed) this.#askForMissing(item.from)
+        },
+        refuse: (item, error) => {
+          this.#ctx.log.warn({ room: this.name, peer: item.from?.label, err: error }, 'refused an update: another instance committed other content under its ids')
+          item.done?.(error)
+          item.from?.close(error.closeCode, error.message)
+        },
+      })
+      if (this.#pending.queued > 0) this.#ctx.commits.schedule(this)
+    }, (error: unknown) => {
+      this.#readmitting = false
+      this.commitFailed([], error instanceof Error ? error : new Error(String(error)))
+    })
+  }
+
   /** Resolves when every update submitted so far is committed (or failed). */
   flushed (): Promise<void> {
     return this.#pending.flushed()
@@ -343,17 +419,11 @@ export class Room {
     this.#fullStep2Frame = null
     if (origin === ORIGIN_COMMITTED || origin === ORIGIN_BUS) {
       this.#sendUpdate(update)
-      if (origin === ORIGIN_COMMITTED) this.#publish({ kind: 'update', data: update })
       return
     }
     // A server-side edit (embedding API): it is in the document already; store it, then send it.
-    this.#pending.add({ update, from: null, applied: true, done: null })
+    this.#pending.add({ update, from: null, applied: true, done: null, claims: claimsOf(update) })
     this.#ctx.commits.schedule(this)
-  }
-
-  #publishUpdate (update: Uint8Array): void {
-    this.#sendUpdate(update)
-    this.#publish({ kind: 'update', data: update })
   }
 
   #onBusMessage (message: BusMessage): void {
@@ -363,8 +433,10 @@ export class Room {
       return
     }
     try {
-      if (message.kind === 'update') Y.applyUpdate(this.doc, message.data, ORIGIN_BUS)
-      else this.#awareness.receiveFromBus(message.data)
+      if (message.kind === 'update') {
+        Y.applyUpdate(this.doc, message.data, ORIGIN_BUS)
+        if (message.seq !== undefined && this.#tracked) this.#commits.holds(message.seq)
+      } else this.#awareness.receiveFromBus(message.data)
     } catch (error) {
       this.#ctx.log.error({ room: this.name, err: error }, `ignored a bus ${message.kind} that cannot be applied`)
     }
@@ -418,6 +490,7 @@ export class Room {
   destroy (): void {
     if (this.#destroyed) return
     this.#destroyed = true
+    this.#commits.destroy()
     this.#listeners.clear()
     void this.#subscription?.close().catch(() => {})
     this.#awareness.destroy()

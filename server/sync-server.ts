@@ -8,6 +8,7 @@ import { GroupCommitter } from './committer.js'
 import { DEFAULT_MAX_AWARENESS_STATES_PER_ROOM } from './room-awareness.js'
 import { InputBudget } from './input-budget.js'
 import { createLogger, urlForLog, type Logger } from './log.js'
+import { HeadCheck } from './head-check.js'
 import { measureBus, Metrics, metricsRoute } from './metrics.js'
 import { AddressRateLimit } from './rate-limit.js'
 import type { Room } from './room.js'
@@ -58,6 +59,8 @@ export class SyncServer {
   readonly metrics: Metrics
   readonly #webhooks: Webhooks | null
   readonly #committer: GroupCommitter
+  /** With a bus and storage that numbers commits: catches up rooms whose bus messages were lost. */
+  readonly #headCheck: HeadCheck | null
   readonly #ws: WebSocketTransport
   readonly #poll: LongPollTransport
   readonly #routes: RequestHandler[]
@@ -91,6 +94,8 @@ export class SyncServer {
       compactAfterRows: positive('compactAfterRows', options.compactAfterRows, 500),
       maxAwarenessStates: positive('maxAwarenessStatesPerRoom', options.maxAwarenessStatesPerRoom, DEFAULT_MAX_AWARENESS_STATES_PER_ROOM),
     }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0, MAX_TIMER_MS), maxRooms: positive('maxRooms', options.maxRooms, 10_000) })
+    const heads = this.storage.heads?.bind(this.storage)
+    this.#headCheck = bus === null || heads === undefined ? null : new HeadCheck(this.rooms, heads, this.log)
     this.#shutdownSpreadMs = positive('shutdownSpreadMs', options.shutdownSpreadMs, 3000, 0, MAX_TIMER_MS)
     const maxAge = options.maxConnectionAgeMs ?? null
     if (maxAge !== null) positive('maxConnectionAgeMs', maxAge, 0, 1, MAX_CONNECTION_AGE_MS)
@@ -326,6 +331,7 @@ export class SyncServer {
   async close (): Promise<void> {
     if (this.#state === 'closed') return
     this.#state = 'closed'
+    this.#headCheck?.close()
     this.#ws.stopAccepting()
     this.#ws.close()
     this.#poll.close()

@@ -7,6 +7,8 @@
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { SyncError } from './errors.js'
+import type { Claim } from './storage/storage.js'
+import { checkSameStructs } from './struct-conflict.js'
 
 /** The update a client sends when it has nothing the other side lacks: no structs, no deletions. */
 export const isEmptyUpdate = (update: Uint8Array): boolean =>
@@ -98,8 +100,11 @@ type Reach = (client: number) => number
 
 /** What `admitUpdate` makes of an update. */
 export type Admission =
-  /** Store `update` (a new array, or the input itself); afterwards the room reaches `reach` for these clients. */
-  | { readonly update: Uint8Array, readonly reach: ReadonlyMap<number, number> }
+  /**
+   * Store `update` (a new array, or the input itself); afterwards the room reaches `reach` for these
+   * clients. `claims` are the ids its structs take, from where the room's content reached.
+   */
+  | { readonly update: Uint8Array, readonly reach: ReadonlyMap<number, number>, readonly claims: readonly Claim[] }
   /** Nothing new: the room holds all of it already. */
   | 'known'
   /** It depends on content the room does not hold (see `integrationReach`); nothing of it may be stored. */
@@ -126,6 +131,7 @@ export type Admission =
 export const admitUpdate = (doc: Y.Doc, update: Uint8Array, queued: ReadonlyMap<number, number>): Admission => {
   if (isEmptyUpdate(update)) return 'known'
   let decoded = validateUpdate(update)
+  checkSameStructs(doc, decoded.structs)
   if (addsNothing(doc, decoded)) return 'known'
   const held: Reach = (client) => Math.max(Y.getState(doc.store, client), queued.get(client) ?? 0)
   if (decoded.structs.some((struct) => struct.id.clock < held(struct.id.client))) {
@@ -134,7 +140,21 @@ export const admitUpdate = (doc: Y.Doc, update: Uint8Array, queued: ReadonlyMap<
   }
   checkOrigins(doc, decoded)
   const reach = integrationReach(decoded, held)
-  return reach === null ? 'incomplete' : { update, reach }
+  if (reach === null) return 'incomplete'
+  // Without a gap (integrationReach made sure), a client's structs start where the room's content ends.
+  return { update, reach, claims: [...reach].map(([client, to]) => ({ client, from: held(client), to })) }
+}
+
+/** The ids `update`'s structs take, per client (for an update already in the document). */
+export const claimsOf = (update: Uint8Array): Claim[] => {
+  const claims = new Map<number, { from: number, to: number }>()
+  for (const struct of Y.decodeUpdate(update).structs) {
+    if (struct instanceof Y.Skip) continue
+    const { client, clock } = struct.id
+    const known = claims.get(client)
+    claims.set(client, { from: Math.min(known?.from ?? clock, clock), to: Math.max(known?.to ?? 0, clock + struct.length) })
+  }
+  return [...claims].map(([client, { from, to }]) => ({ client, from, to }))
 }
 
 /** How many items `checkOrigins` walks from an item's origin towards its right origin before it stops. */

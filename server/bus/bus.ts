@@ -18,6 +18,11 @@ export interface BusMessage {
   readonly kind: 'update' | 'awareness'
   readonly data: Uint8Array
   /**
+   * An update's commit sequence number in storage (see `Storage`): the message holds all of that commit.
+   * A receiver that sees a number skipped knows it missed a commit and reads it from storage.
+   */
+  readonly seq?: number
+  /**
    * When it was published (ms since the epoch), if the bus knows (a Redis stream id starts with it).
    * Set on delivery; used only for the bus lag metric.
    */

@@ -31,7 +31,7 @@ export class RedisPublisher {
 
   async publish (room: string, message: BusMessage): Promise<void> {
     try {
-      await this.#add(room, KIND[message.kind], Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength))
+      await this.#add(room, KIND[message.kind], Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength), message.seq)
       if (this.#unpublished.size > 0) void this.announceGaps()
     } catch (error) {
       if (message.kind === 'update') this.#unpublished.add(room)
@@ -39,10 +39,11 @@ export class RedisPublisher {
     }
   }
 
-  async #add (room: string, kind: string, data: Buffer): Promise<void> {
+  async #add (room: string, kind: string, data: Buffer, seq?: number): Promise<void> {
     const { writer, prefix, maxLen, instanceId } = this.#options
     await this.writerReady()
-    await writer.xadd(streamKey(prefix, room), 'MAXLEN', '~', maxLen, '*', 'i', instanceId, 'k', kind, 'd', data)
+    const numbered = seq === undefined ? [] : ['s', String(seq)]
+    await writer.xadd(streamKey(prefix, room), 'MAXLEN', '~', maxLen, '*', 'i', instanceId, 'k', kind, ...numbered, 'd', data)
   }
 
   /** Publishes a `gap` for every room whose update could not be published; stops at the first failure. */

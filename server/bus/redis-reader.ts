@@ -133,14 +133,14 @@ export class RedisReader {
   /** `sentAt`: the stream id's milliseconds, Redis's clock when the entry was added. */
   #deliver (stream: Stream, fields: Buffer[], sentAt: number): void {
     const { log } = this.#options
-    const { instance, kind, data } = readEntry(fields)
+    const { instance, kind, data, seq } = readEntry(fields)
     if (instance === this.#options.instanceId) return
     if (kind === KIND.gap) return reportGap(stream, log)
     if (data === undefined || (kind !== KIND.update && kind !== KIND.awareness)) {
       log.warn({ key: stream.key }, 'redis bus: skipped a malformed stream entry')
       return
     }
-    const message: BusMessage = { kind: kind === KIND.update ? 'update' : 'awareness', data: new Uint8Array(data), sentAt }
+    const message: BusMessage = { kind: kind === KIND.update ? 'update' : 'awareness', data: new Uint8Array(data), sentAt, ...(seq === undefined ? {} : { seq }) }
     if (message.kind === 'awareness') stream.awarenessOwners.record(instance, message.data)
     dispatch(stream, message, log)
   }

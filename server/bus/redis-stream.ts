@@ -39,19 +39,23 @@ export interface Entry {
   readonly instance: string
   readonly kind: string
   readonly data: Buffer | undefined
+  /** An update's commit sequence number, if its publisher named one. */
+  readonly seq: number | undefined
 }
 
 export const readEntry = (fields: Buffer[]): Entry => {
   let instance = ''
   let kind = ''
   let data: Buffer | undefined
+  let seq: number | undefined
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i]!.toString('latin1')
     if (name === 'i') instance = fields[i + 1]!.toString('latin1')
     else if (name === 'k') kind = fields[i + 1]!.toString('latin1')
     else if (name === 'd') data = fields[i + 1]!
+    else if (name === 's') seq = Number(fields[i + 1]!.toString('latin1'))
   }
-  return { instance, kind, data }
+  return { instance, kind, data, seq }
 }
 
 /** Gives `message` to every handler of `stream`; a handler that throws is logged and the others still hear. */

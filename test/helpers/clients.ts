@@ -14,8 +14,10 @@ export interface Client {
   destroy (): void
 }
 
-export const connectClient = (url: string, room: string, options: { params?: Record<string, string>, connect?: boolean } = {}): Client => {
+export const connectClient = (url: string, room: string, options: { params?: Record<string, string>, connect?: boolean, clientID?: number } = {}): Client => {
   const doc = new Y.Doc()
+  // Before the provider makes its awareness, which takes the document's id.
+  if (options.clientID !== undefined) doc.clientID = options.clientID
   const provider = new WebsocketProvider(url, room, doc, {
     WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
     params: options.params ?? {},

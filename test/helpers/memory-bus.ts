@@ -56,7 +56,7 @@ export class MemoryBus implements Bus {
 
   async publish (room: string, message: BusMessage): Promise<void> {
     if (this.#dead) throw new Error('bus closed')
-    const copy: BusMessage = { kind: message.kind, data: message.data.slice() }
+    const copy: BusMessage = { ...message, data: message.data.slice() }
     const targets = [...(this.#hub.subscribers.get(room) ?? [])].filter((entry) => entry.bus !== this)
     this.#hub.deliver(() => {
       for (const { bus, handler } of targets) if (!bus.#dead) handler.message(copy)

@@ -24,17 +24,23 @@ const accepts = (port: number): Promise<boolean> => new Promise((resolve) => {
   socket.once('error', () => resolve(false))
 })
 
-/** A private, throwaway redis-server (no persistence) that a test may stop and start again. */
+/**
+ * A private, throwaway redis-server that a test may stop and start again. Without persistence, a restart
+ * comes back empty; with `persistent`, it keeps an append-only file (synced on every write) in a folder of
+ * its own and comes back with everything it had.
+ */
 export class TempRedis {
   readonly port: number
+  readonly #dir: string | null
   #child: ChildProcess | null = null
 
-  private constructor (port: number) {
+  private constructor (port: number, dir: string | null) {
     this.port = port
+    this.#dir = dir
   }
 
-  static async start (): Promise<TempRedis> {
-    const redis = new TempRedis(await freePort())
+  static async start ({ persistent = false }: { persistent?: boolean } = {}): Promise<TempRedis> {
+    const redis = new TempRedis(await freePort(), persistent ? mkdtempSync(join(tmpdir(), 'yjs-relay-redis-')) : null)
     await redis.start()
     return redis
   }
@@ -43,13 +49,21 @@ export class TempRedis {
     return `redis://127.0.0.1:${this.port}`
   }
 
+  /** The folder of its append-only file, if persistent. */
+  get dir (): string | null {
+    return this.#dir
+  }
+
   async start (): Promise<void> {
     if (this.#child !== null) return
-    this.#child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    const persistence = this.#dir === null
+      ? ['--appendonly', 'no']
+      : ['--dir', this.#dir, '--appendonly', 'yes', '--appendfsync', 'always']
+    this.#child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' })
     await waitFor(() => accepts(this.port), { timeoutMs: 10_000, message: `redis-server on ${this.port}` })
   }
 
-  /** Stops the server (everything in it is lost: no persistence). */
+  /** Stops the server with SIGKILL: without persistence, everything in it is lost. */
   async stop (): Promise<void> {
     const child = this.#child
     if (child === null) return
@@ -60,6 +74,12 @@ export class TempRedis {
       await exited
     }
   }
+}
+
+/** Stops `redis` and removes its append-only file, if it kept one. */
+export const destroyRedis = async (redis: TempRedis | null): Promise<void> => {
+  await redis?.stop()
+  if (redis?.dir != null) rmSync(redis.dir, { recursive: true, force: true })
 }
 
 /** A private Postgres cluster in a temporary folder (initdb, run as the `postgres` user), stoppable. */

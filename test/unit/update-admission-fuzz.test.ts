@@ -78,7 +78,8 @@ const fuzzAdmission = (seed: number, steps: number): Counts => {
     try {
       admission = admitUpdate(room, message.update, none)
     } catch (error) {
-      assert.ok(error instanceof SyncError && error.code === 'BAD_UPDATE', `step ${step}: ${String(error)}`)
+      // Writers 1-3 reuse their ids on copies that lack their latest content: different structs, same ids.
+      assert.ok(error instanceof SyncError && (error.code === 'BAD_UPDATE' || error.code === 'CONFLICTING_UPDATE'), `step ${step}: ${String(error)}`)
       counts.refused++
       continue
     }

@@ -60,6 +60,13 @@ describe('validateUpdate', () => {
   })
 })
 
+/** What `change` adds to `doc`, as one update. */
+const edit = (doc: Y.Doc, change: (doc: Y.Doc) => void): Uint8Array => {
+  const before = Y.encodeStateVector(doc)
+  change(doc)
+  return Y.encodeStateAsUpdate(doc, before)
+}
+
 /** A document of one client, with `edit` applied: its whole state as one update. */
 const madeBy = (client: number, edit: (doc: Y.Doc) => void, base?: Uint8Array): Uint8Array => {
   const doc = new Y.Doc()
@@ -97,7 +104,7 @@ describe('admitUpdate', () => {
     return admission.update
   }
 
-  it('cuts a struct that starts inside content the room holds, so that the room and its peers agree', () => {
+  it('refuses with CONFLICTING_UPDATE a struct that reuses ids the room holds for other content', () => {
     // The room holds client 7's clock 0: meta.k = 1. A forged update reuses clock 0 and adds clock 1: "ab" in text.
     const stored = madeBy(7, (doc) => doc.getMap('meta').set('k', 1))
     const forged = madeBy(7, (doc) => doc.getText('text').insert(0, 'ab'))
@@ -108,13 +115,32 @@ describe('admitUpdate', () => {
 
     const { doc, peer, late } = room()
     Y.applyUpdate(doc, admitted(doc, stored))
-    const cut = admitted(doc, forged)
-    assert.notEqual(cut, forged)
-    const [struct] = Y.decodeUpdate(cut).structs
-    assert.deepEqual([struct!.id.clock, struct!.length], [1, 1], 'only clock 1 remains, continuing what the room holds')
-    Y.applyUpdate(doc, cut)
-    // Its left neighbour is meta.k, so it is meta.k's new value: for the room, its peers and late joiners.
-    assert.deepEqual(shape(doc), { meta: { k: 'b' }, list: [], text: '' })
+    assert.throws(() => admitUpdate(doc, forged, none), (error) => error instanceof SyncError && error.code === 'CONFLICTING_UPDATE' && error.closeCode === 4409)
+    // The same ids with the same content are a resend, not a conflict.
+    assert.equal(admitUpdate(doc, stored, none), 'known')
+    assert.deepEqual(shape(doc), { meta: { k: 1 }, list: [], text: '' })
+    assert.deepEqual(shape(peer), shape(doc))
+    assert.deepEqual(shape(late()), shape(doc))
+  })
+
+  it('cuts a resent struct that starts inside content the room holds, and claims only the rest', () => {
+    const writer = new Y.Doc()
+    writer.clientID = 7
+    const first = edit(writer, (d) => d.getText('text').insert(0, 'a😀'))
+    const second = edit(writer, (d) => d.getText('text').insert(3, 'bc'))
+    const { doc, peer, late } = room()
+    const admission = admitUpdate(doc, first, none)
+    assert.ok(typeof admission !== 'string')
+    assert.deepEqual(admission.claims, [{ client: 7, from: 0, to: 3 }])
+    Y.applyUpdate(doc, admission.update)
+    // A reconnecting client resends both, merged: one struct that starts inside what the room holds.
+    const resent = Y.mergeUpdates([first, second])
+    const cut = admitUpdate(doc, resent, none)
+    assert.ok(typeof cut !== 'string')
+    assert.notEqual(cut.update, resent)
+    assert.deepEqual(cut.claims, [{ client: 7, from: 3, to: 5 }])
+    Y.applyUpdate(doc, cut.update)
+    assert.equal(doc.getText('text').toString(), 'a😀bc')
     assert.deepEqual(shape(peer), shape(doc))
     assert.deepEqual(shape(late()), shape(doc))
   })
