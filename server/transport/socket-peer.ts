@@ -67,6 +67,8 @@ export class SocketPeer implements Peer {
   #unfinished = 0
   /** Closes the socket when a message takes longer than `inputTimeoutMs` to arrive in full. */
   #inputTimer: NodeJS.Timeout | null = null
+  /** A message completed since the last chunk was measured: the bytes held now belong to a newer one. */
+  #completed = false
 
   /** Takes over `ws`; the room must have been acquired for it (it is released when the socket closes). */
   constructor (ctx: SocketPeerContext, ws: WebSocket, id: number, address: string, room: Room, slot: Slot, canWrite: boolean) {
@@ -160,6 +162,7 @@ export class SocketPeer implements Peer {
   /** @internal Called by the socket's listeners only. */
   received (data: RawData, isBinary: boolean): void {
     if (this.#closed) return
+    this.#completed = true
     if (!this.#bucket.take()) return this.#fail(new SyncError('RATE_LIMITED', `more than ${this.#ctx.messagesPerSecond} messages a second`))
     if (!isBinary) return this.#fail(new SyncError('BAD_MESSAGE', 'text frames are not part of the protocol'))
     const frame = toBytes(data)
@@ -181,13 +184,20 @@ export class SocketPeer implements Peer {
   measureInput (): void {
     if (this.#closed) return
     const held = unfinishedBytes(this.ws)
-    if (held === this.#unfinished) return
-    if (!this.#ctx.inputBudget.resize(this.#unfinished, held)) {
+    const completed = this.#completed
+    this.#completed = false
+    if (held !== this.#unfinished && !this.#ctx.inputBudget.resize(this.#unfinished, held)) {
       return this.#refuseInput(new SyncError('OVERLOADED', 'the instance holds as much unfinished input as it allows; retry later'))
     }
-    if (this.#unfinished === 0) this.#inputTimer = setTimeout(inputTimedOut, this.#ctx.inputTimeoutMs, this)
-    else if (held === 0) this.#stopInputClock()
+    const started = this.#unfinished === 0 || completed
     this.#unfinished = held
+    // The clock runs per message: a client streaming large messages back to back always holds part of
+    // the next one, and each gets the whole time.
+    if (held === 0) this.#stopInputClock()
+    else if (started) {
+      this.#stopInputClock()
+      this.#inputTimer = setTimeout(inputTimedOut, this.#ctx.inputTimeoutMs, this)
+    }
   }
 
   /** @internal */

@@ -77,6 +77,27 @@ describe('partly received input (issue 24, finding 5)', () => {
     }
   })
 
+  it('gives each message the whole time limit, even when the next one starts right after it', async () => {
+    const { ws } = await openSocket(server, 'stream')
+    try {
+      // A query-awareness padded with bytes the server ignores, sent in two fragments 0.9 s apart, twice:
+      // 1.8 s with a message under way, over the limit of 1.5 s, but no message takes more than 0.9 s.
+      const head = Buffer.concat([Buffer.from([3]), Buffer.alloc(10_000, 7)])
+      const tail = Buffer.alloc(10_000, 7)
+      const pause = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 900))
+      ws.send(head, { binary: true, fin: false })
+      await pause()
+      ws.send(tail, { binary: true, fin: true })
+      ws.send(head, { binary: true, fin: false })
+      await pause()
+      ws.send(tail, { binary: true, fin: true })
+      await waitFor(() => server.server.unfinishedInputBytes === 0, { message: 'the second message complete' })
+      assert.equal(ws.readyState, WebSocket.OPEN)
+    } finally {
+      ws.terminate()
+    }
+  })
+
   it('refuses a body past the budget with 503 before reading it, and times out a slow one with 408', async () => {
     const memory = watchMemory()
     const first = await rawRequest(server.port, 'POST', '/api/docs/slow/update', { 'content-length': 1.5 * MiB })
