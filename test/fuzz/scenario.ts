@@ -14,17 +14,21 @@ import { connectClient, converged, synced, type Client } from '../helpers/client
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js'
 import { waitFor } from '../helpers/wait.js'
 import { runFuzz, type FuzzReport } from './fuzz.js'
+import { runPollFuzz, type PollFuzzReport } from './poll-fuzz.js'
 
 export interface ScenarioOptions {
   readonly seed: number
   readonly frames: number
   readonly durationMs?: number
   readonly connections: number
+  /** Long-poll sends of many frames each, made while the sockets fuzz. Default 0. */
+  readonly pollSends?: number
   readonly progress?: (line: string) => void
 }
 
 export interface ScenarioReport {
   readonly fuzz: FuzzReport
+  readonly poll: PollFuzzReport | null
   /** Peak resident memory of the server process, sampled every 250 ms. */
   readonly peakRssMb: number
   readonly startRssMb: number
@@ -61,6 +65,7 @@ export const runScenario = async (options: ScenarioOptions): Promise<ScenarioRep
     // The fuzzer is one client sending as fast as it can: rate limits would only slow it down.
     MAX_MESSAGES_PER_SECOND: '10000000',
     MESSAGE_BURST: '10000000',
+    MAX_POLL_REQUESTS_PER_SECOND: '10000000',
     LOG_LEVEL: 'info',
   }
   const clients: Client[] = []
@@ -90,6 +95,9 @@ export const runScenario = async (options: ScenarioOptions): Promise<ScenarioRep
         client.text.insert(prng.int32(rng, 0, client.text.length), marker)
       })
     }, 50)
+    const polling = (options.pollSends ?? 0) > 0
+      ? runPollFuzz({ http: server.http, room: ROOM, seed: options.seed, sends: options.pollSends! })
+      : Promise.resolve(null)
     const fuzz = await runFuzz({
       url: server.url,
       room: ROOM,
@@ -99,6 +107,7 @@ export const runScenario = async (options: ScenarioOptions): Promise<ScenarioRep
       ...(options.durationMs === undefined ? {} : { durationMs: options.durationMs }),
       progress: (sent) => { if (sent % 10_000 < 1000) options.progress?.(`sent ${sent} frames, peak RSS ${peakRssMb.toFixed(0)} MB`) },
     })
+    const poll = await polling
     clearInterval(writer)
     writer = null
     const alive = server.child.exitCode === null && (await fetch(`${server.http}/healthz`)).ok
@@ -148,7 +157,7 @@ export const runScenario = async (options: ScenarioOptions): Promise<ScenarioRep
         (process.env.FUZZ_KEEP === '1' ? `; data kept in ${dir}` : ''))
     }
     const roundTrips = lateState === text
-    return { fuzz, peakRssMb, startRssMb, alive, edits: markers.length, convergedLength: text.length, reloaded: true, roundTrips, errors }
+    return { fuzz, poll, peakRssMb, startRssMb, alive, edits: markers.length, convergedLength: text.length, reloaded: true, roundTrips, errors }
   } finally {
     if (writer !== null) clearInterval(writer)
     if (sampler !== null) clearInterval(sampler)
