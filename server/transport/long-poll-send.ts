@@ -10,7 +10,8 @@
  *   request, and the room's peers get one frame;
  * - query-awareness and a read-only client's step 2 are answered once.
  *
- * Updates stay one by one (each is admitted on its own), and only a write client sends them. Frames are
+ * Updates stay one by one (each is admitted on its own; merging them first costs Yjs quadratic time in
+ * their number), and only a write client sends them; empty ones are dropped. Frames are
  * read one at a time, never held as a list: a body of millions of tiny frames costs no more memory than
  * its bytes. Every frame is checked before anything takes effect, so a body with one bad frame changes
  * nothing.
@@ -21,7 +22,7 @@ import type { Access } from '../access.js'
 import { checkStatesAreJson, NULL_STATE, readAwarenessEntries, type AwarenessEntry } from '../awareness-codec.js'
 import { SyncError } from '../errors.js'
 import * as protocol from '../protocol.js'
-import { isEmptyUpdate, validateUpdate, type DecodedUpdate } from '../update-admission.js'
+import { isEmptyUpdate, validateUpdate } from '../update-admission.js'
 import { PollWireError } from './long-poll-wire.js'
 
 /** Awareness clients one send may name (states and removals, its own and echoes of others'). */
@@ -30,8 +31,11 @@ export const MAX_SEND_AWARENESS_CLIENTS = 20_000
 export interface SendPlan {
   /** Frames the body held (for the metrics). */
   readonly frames: number
-  /** A write client's updates (step 2 and update messages), in order, each decoded and checked. */
-  readonly updates: ReadonlyArray<{ readonly update: Uint8Array, readonly decoded: DecodedUpdate }>
+  /**
+   * A write client's non-empty updates (step 2 and update messages), in order, each checked to decode.
+   * Views into the body, not decoded copies: those cost some hundred times their bytes.
+   */
+  readonly updates: readonly Uint8Array[]
   /** The lowest of the body's step 1 state vectors (a step 2 against it answers each), or null for none. */
   readonly stateVector: Map<number, number> | null
   /** The body's awareness messages as one: each client's entry that applying them in order would keep. */
@@ -43,7 +47,7 @@ export interface SendPlan {
 
 /** Decodes and checks a send's body; throws SyncError (BAD_MESSAGE, BAD_UPDATE, FORBIDDEN) for a bad one. */
 export const planSend = (body: Uint8Array, access: Access): SendPlan => {
-  const updates: Array<{ update: Uint8Array, decoded: DecodedUpdate }> = []
+  const updates: Uint8Array[] = []
   const awareness = new Map<number, AwarenessEntry>()
   let stateVector: Map<number, number> | null = null
   let queryAwareness = false
@@ -67,7 +71,8 @@ export const planSend = (body: Uint8Array, access: Access): SendPlan => {
             readOnlyStep2 = true
             break
           }
-          updates.push({ update: message.update, decoded: validateUpdate(message.update) })
+          validateUpdate(message.update)
+          if (!isEmptyUpdate(message.update)) updates.push(message.update)
           break
         case 'awareness': {
           const entries = readAwarenessEntries(message.update)

@@ -11,7 +11,7 @@ import type { TrafficCounters } from '../metrics.js'
 import type { AddressRateLimit } from '../rate-limit.js'
 import * as protocol from '../protocol.js'
 import type { Room } from '../room.js'
-import { checkOrigins } from '../update-admission.js'
+import { checkOrigins, validateUpdate } from '../update-admission.js'
 import type { Rooms } from '../rooms.js'
 import { ClientGone, connectionAfter, readBody } from './body-reader.js'
 import { pathOf, type RequestHandler } from './responses.js'
@@ -200,10 +200,11 @@ export class LongPollTransport {
   async #send (room: Room, plan: SendPlan, access: Access, response: ServerResponse): Promise<void> {
     const replies: Uint8Array[] = []
     // Checked against the room before any is queued, so that a body with one forged update changes nothing.
-    for (const { decoded } of plan.updates) checkOrigins(room.doc, decoded)
+    // Decoded once more, one at a time, rather than held decoded from the parse.
+    for (const update of plan.updates) checkOrigins(room.doc, validateUpdate(update))
     // One update for all of the body's awareness: the limits count per request, and peers get one frame.
     const raised = plan.awareness.size > 0 ? room.applyAwareness(encodeAwarenessEntries([...plan.awareness.values()])) : new Set<number>()
-    const commits = access.mode === 'write' ? plan.updates.map(({ update }) => room.submitAndWait(update)) : []
+    const commits = access.mode === 'write' ? plan.updates.map((update) => room.submitAndWait(update)) : []
     let stored: boolean[]
     try {
       stored = await Promise.all(commits)

@@ -53,6 +53,21 @@ describe('long-poll sends with many frames (issue 24, findings 2 and 3)', () => 
     assert.ok(growth < 24 * MiB, `the server's memory grew ${(growth / MiB).toFixed(1)} MiB`)
   })
 
+  // A guard, not a proof of a fix: a body's updates are kept as views into it rather than decoded
+  // (114 -> 74 MiB here), but each still becomes a pending commit of its own, which costs the most.
+  it('stores a write client\'s body of 40,000 tiny updates within a memory bound', async () => {
+    const doc = new Y.Doc()
+    const updates: Uint8Array[] = []
+    doc.on('update', (update: Uint8Array) => updates.push(protocol.encodeSyncUpdate(update)))
+    for (let i = 0; i < 40_000; i++) doc.getText('text').insert(i, 'x')
+    const memory = watchMemory()
+    const answer = await send(server, 'tiny', updates, 'writer')
+    const growth = memory.stop()
+    assert.equal(answer.status, 200)
+    assert.equal(server.server.loadedRoom('tiny')?.doc.getText('text').length, 40_000)
+    assert.ok(growth < 160 * MiB, `a body of ${updates.length} updates (${(updates.reduce((n, u) => n + u.length, 0) / MiB).toFixed(1)} MiB) grew the server's memory ${(growth / MiB).toFixed(1)} MiB`)
+  })
+
   it('counts the awareness limit per request, across its messages, and sends the room one awareness frame', async () => {
     const watcher = await openRaw(server.url, 'per-request')
     try {
