@@ -15,6 +15,8 @@ export const HEAD_CHECK_MS = 500
 export class HeadCheck {
   readonly #timer: NodeJS.Timeout
   #running = false
+  /** Told once per outage: while the database is away, the check fails twice a second. */
+  #failing = false
 
   constructor (rooms: Rooms, heads: (rooms: readonly string[]) => Promise<ReadonlyMap<string, number>>, log: Logger, intervalMs = HEAD_CHECK_MS) {
     this.#timer = setInterval(() => {
@@ -22,9 +24,11 @@ export class HeadCheck {
       if (this.#running || rooms.size === 0) return
       this.#running = true
       heads([...rooms.names()]).then((latest) => {
+        this.#failing = false
         for (const [name, seq] of latest) rooms.get(name)?.observeHead(seq)
       }, (error: unknown) => {
-        log.warn({ err: error }, 'reading the rooms\' latest commits failed; trying again')
+        if (!this.#failing) log.warn({ err: error }, 'reading the rooms\' latest commits failed; trying again every check')
+        this.#failing = true
       }).finally(() => { this.#running = false })
     }, intervalMs)
     this.#timer.unref()
