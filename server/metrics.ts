@@ -40,6 +40,8 @@ export class Metrics {
   readonly #commitFailures: Counter
   readonly #apply: Histogram
   readonly #busLag: Histogram
+  readonly #catchUps: Counter
+  readonly #refused: Counter
   readonly #closes: Counter<'code'>
   readonly #errors: Counter<'code'>
   readonly #webhooks: Counter<'result'>
@@ -105,6 +107,16 @@ export class Metrics {
       buckets: SECONDS,
       registers,
     })
+    this.#catchUps = new Counter({
+      name: 'yjs_relay_catch_up_reads_total',
+      help: 'Reads of commits from storage that the bus did not bring (lost or late messages)',
+      registers,
+    })
+    this.#refused = new Counter({
+      name: 'yjs_relay_commits_refused_total',
+      help: 'Room batches storage refused because another instance committed under the same ids first',
+      registers,
+    })
     this.#closes = new Counter({
       name: 'yjs_relay_closes_total',
       help: 'Closed client connections, by close code',
@@ -158,6 +170,14 @@ export class Metrics {
 
   readonly webhook = (ok: boolean): void => {
     this.#webhooks.inc({ result: ok ? 'ok' : 'failed' })
+  }
+
+  readonly caughtUp = (): void => {
+    this.#catchUps.inc()
+  }
+
+  readonly refused = (): void => {
+    this.#refused.inc()
   }
 
   readonly busLag = (ms: number): void => {

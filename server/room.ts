@@ -30,6 +30,9 @@ export interface RoomContext {
   readonly log: Logger
   /** Compact once this many log rows have accumulated. */
   readonly compactAfterRows: number
+  /** Hears of each read of commits the bus did not bring, and of each batch storage refused (metrics). */
+  readonly onCatchUp?: () => void
+  readonly onRefused?: () => void
   /** Awareness states the room admits from its clients (default DEFAULT_MAX_AWARENESS_STATES_PER_ROOM). */
   readonly maxAwarenessStates?: number
 }
@@ -110,7 +113,10 @@ export class Room {
         await this.loaded
         return await ctx.storage.load(name, after)
       },
-      apply: (updates) => { if (!this.#destroyed) this.#applyStored(updates, ORIGIN_BUS) },
+      apply: (updates) => {
+        ctx.onCatchUp?.()
+        if (!this.#destroyed) this.#applyStored(updates, ORIGIN_BUS)
+      },
       failed: (error) => { ctx.log.error({ room: name, err: error }, 'catching up from storage failed') },
     })
     // A guid of our own: Yjs would otherwise draw a random UUID, one crypto call per character.
@@ -377,6 +383,7 @@ export class Room {
    * CONFLICTING_UPDATE, and the rest is committed.
    */
   refused (batch: readonly PendingUpdate[]): void {
+    this.#ctx.onRefused?.()
     this.#pending.refused(batch)
     if (this.#readmitting) return
     this.#readmitting = true

@@ -92,6 +92,8 @@ export class SyncServer {
       bus: bus === null ? null : measureBus(bus, metrics.busLag),
       log: this.log,
       compactAfterRows: positive('compactAfterRows', options.compactAfterRows, 500),
+      onCatchUp: metrics.caughtUp,
+      onRefused: metrics.refused,
       maxAwarenessStates: positive('maxAwarenessStatesPerRoom', options.maxAwarenessStatesPerRoom, DEFAULT_MAX_AWARENESS_STATES_PER_ROOM),
     }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0, MAX_TIMER_MS), maxRooms: positive('maxRooms', options.maxRooms, 10_000) })
     const heads = this.storage.heads?.bind(this.storage)

@@ -191,6 +191,12 @@ describe('two instances admitting updates that reuse the same ids', () => {
       await converged([onA, onB, refused === 0 ? forgerB : forgerA], { expected: winner })
       assert.equal(await storedText(TEST_DATABASE_URL, schema, room), winner, 'Postgres holds exactly one of them')
       assert.equal((refused === 0 ? forgerA : forgerB).provider.shouldConnect, false, 'the refused sender does not reconnect (44xx is final)')
+      // Refused by Postgres, not by the instance alone: both had admitted their update.
+      const counted = async (server: TestServer, metric: string): Promise<number> =>
+        Number(new RegExp(`^${metric} (\\d+)`, 'm').exec((await server.server.metrics.scrape()).body)?.[1] ?? 0)
+      const refusedBatches = await Promise.all(servers.map((s) => counted(s, 'yjs_relay_commits_refused_total')))
+      assert.deepEqual(refusedBatches.sort(), [0, 1], 'one instance had its batch refused by Postgres')
+      assert.ok(await counted(servers[refused]!, 'yjs_relay_catch_up_reads_total') >= 1, 'and read what the other committed')
     } finally {
       for (const client of clients) client.destroy()
       for (const server of servers) await server.close()
