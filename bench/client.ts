@@ -41,6 +41,8 @@ export class BenchClient {
   /** Contiguous clock held per Yjs client, and when each clock first arrived (tracking clients only). */
   readonly cover = new Map<number, number>()
   readonly arrivals = new Map<number, number[]>()
+  /** Clocks that arrived again after the client already held them (tracking clients only). */
+  duplicateClocks = 0
   #gaps: Array<{ from: Map<number, number>, to: Map<number, number> }> = []
   #onSync: (() => void) | null = null
   closed = false
@@ -113,6 +115,7 @@ export class BenchClient {
     for (const [client, start] of from) if (start > (this.cover.get(client) ?? 0)) return false
     for (const [client, end] of to) {
       const held = this.cover.get(client) ?? 0
+      this.duplicateClocks += Math.max(0, Math.min(end, held) - (from.get(client) ?? 0))
       if (end <= held) continue
       this.cover.set(client, end)
       if (this.options.latency !== true) continue

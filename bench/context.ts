@@ -35,6 +35,24 @@ export interface Sizes {
   }
   readonly storm: { readonly rooms: number, readonly clients: number, readonly docBytes: number, readonly loadgens: number }
   readonly bigdoc: { readonly joins: number, readonly editsPerUpdate: number, readonly maxEdits: number }
+  /** Three instances behind the no-affinity proxy (bench/cluster.ts). */
+  readonly cluster: {
+    /** Clients of the one-room topology, writers and probes included. */
+    readonly clients: number
+    readonly writers: number
+    /** Latency probes of the one-room topology, on the instances without writers. */
+    readonly probes: number
+    /** Rooms of the rooms topology, 4 clients each. */
+    readonly rooms: number
+    readonly rates: readonly number[]
+    readonly seconds: number
+    readonly minUpdates: number
+    readonly maxUpdates: number
+    readonly burst: number
+    /** Subscriber load generators (one more writes). */
+    readonly loadgens: number
+    readonly timeoutMs: number
+  }
 }
 
 export const FULL: Sizes = {
@@ -42,6 +60,7 @@ export const FULL: Sizes = {
   rooms: { rooms: 1000, clientsPerRoom: 2, loadgens: 2, settledMs: 20_000 },
   storm: { rooms: 50, clients: 2000, docBytes: 50_000, loadgens: 4 },
   bigdoc: { joins: 20, editsPerUpdate: 1000, maxEdits: Number.POSITIVE_INFINITY },
+  cluster: { clients: 200, writers: 4, probes: 20, rooms: 50, rates: [100, 1000, 5000], seconds: 3, minUpdates: 600, maxUpdates: 15_000, burst: 1000, loadgens: 2, timeoutMs: 30_000 },
 }
 
 /** Small enough for a smoke test: proves the harness, measures nothing. */
@@ -50,6 +69,7 @@ export const TINY: Sizes = {
   rooms: { rooms: 10, clientsPerRoom: 2, loadgens: 1, settledMs: 2_500 },
   storm: { rooms: 3, clients: 12, docBytes: 2_000, loadgens: 1 },
   bigdoc: { joins: 2, editsPerUpdate: 1000, maxEdits: 5000 },
+  cluster: { clients: 12, writers: 2, probes: 2, rooms: 3, rates: [100], seconds: 0.5, minUpdates: 0, maxUpdates: 100, burst: 50, loadgens: 2, timeoutMs: 10_000 },
 }
 
 export interface Context {

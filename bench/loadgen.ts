@@ -60,6 +60,10 @@ export interface AwaitResult {
   readonly texts: Array<{ readonly length: number, readonly sha1: string }>
   /** Clients whose first step 2 lacked the expected (stored) state. */
   readonly incompleteFirstStep2: number
+  /** Expected clocks (one per single-character update) that some client still lacked at the deadline. */
+  readonly missing: number
+  /** Clocks that reached a tracking client more than once. */
+  readonly duplicates: number
 }
 
 /** The first client of each named room sends these updates. */
@@ -179,6 +183,13 @@ const awaitConvergence = async (command: AwaitCommand): Promise<AwaitResult> => 
       }
     }
   }
+  let missing = 0
+  for (const client of subscribers) {
+    if (done.has(client)) continue
+    const have = client.options.track ? client.cover : client.received()
+    for (const [id, clock] of command.expect.get(client.options.room)!) missing += Math.max(0, clock - (have.get(id) ?? 0))
+  }
+  const duplicates = subscribers.reduce((sum, client) => sum + client.duplicateClocks, 0)
   const texts = subscribers.filter((client) => client.options.track).slice(0, command.textChecks ?? 0)
     .map((client) => { const text = client.text(); return { length: text.length, sha1: sha1(text) } })
   return {
@@ -188,6 +199,8 @@ const awaitConvergence = async (command: AwaitCommand): Promise<AwaitResult> => 
     latencies: Float64Array.from(latencies),
     texts,
     incompleteFirstStep2,
+    missing,
+    duplicates,
   }
 }
 

@@ -3,11 +3,14 @@
  *
  * Starts each server in its own process, drives it from forked load generators, checks convergence in
  * every scenario and prints a Markdown table of medians over repeats, with the project's ratio to each
- * peer. Scenarios: fanout, rooms, storm, bigdoc (all by default).
+ * peer. Scenarios: fanout, rooms, storm, bigdoc (all by default), and cluster (three instances of the
+ * project and of Hocuspocus on Redis, behind a no-affinity proxy; needs Postgres on 127.0.0.1:5432 or
+ * BENCH_DATABASE_URL, and redis-server on the PATH).
  */
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { bigdoc } from './bigdoc.js'
+import { cluster } from './cluster.js'
 import { FULL, TINY, type Context, type Scenario, type Sizes } from './context.js'
 import { fanout } from './fanout.js'
 import { rooms } from './rooms.js'
@@ -15,7 +18,10 @@ import { SERVER_KINDS, type ServerKind } from './servers.js'
 import { table, type Row } from './stats.js'
 import { storm } from './storm.js'
 
-export const SCENARIOS: Record<string, Scenario> = { fanout, rooms, storm, bigdoc }
+export const SCENARIOS: Record<string, Scenario> = { fanout, rooms, storm, bigdoc, cluster }
+
+/** What `npm run bench` runs without naming scenarios; `cluster` needs Redis and Postgres, so it is asked for by name. */
+const DEFAULT_SCENARIOS = ['fanout', 'rooms', 'storm', 'bigdoc']
 
 export interface BenchOptions {
   readonly scenarios: readonly string[]
@@ -57,7 +63,7 @@ const parseArgs = (argv: readonly string[]): BenchOptions => {
   if (!Number.isInteger(repeats) || repeats < 1) throw new RangeError('--repeats must be a whole number >= 1')
   if (rates !== null) {
     if (rates.length === 0 || !rates.every((rate) => Number.isFinite(rate) && rate > 0)) throw new RangeError('--rates must be positive numbers separated by commas')
-    sizes = { ...sizes, fanout: { ...sizes.fanout, rates } }
+    sizes = { ...sizes, fanout: { ...sizes.fanout, rates }, cluster: { ...sizes.cluster, rates } }
   }
   if (seconds !== null) {
     if (!Number.isFinite(seconds) || seconds <= 0) throw new RangeError('--seconds must be a positive number')
@@ -65,7 +71,7 @@ const parseArgs = (argv: readonly string[]): BenchOptions => {
     const maxUpdates = Math.max(sizes.fanout.maxUpdates, Math.ceil(Math.max(...sizes.fanout.rates) * seconds))
     sizes = { ...sizes, fanout: { ...sizes.fanout, seconds, maxUpdates } }
   }
-  return { scenarios: scenarios.length > 0 ? scenarios : Object.keys(SCENARIOS), servers, repeats, sizes }
+  return { scenarios: scenarios.length > 0 ? scenarios : DEFAULT_SCENARIOS, servers, repeats, sizes }
 }
 
 const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)

@@ -22,6 +22,10 @@ export interface ServerOptions {
   readonly dataDir: string
   /** Give the reference server LevelDB storage (it has none by default). */
   readonly persist?: boolean
+  /** More environment for the server (the cluster benchmark's DATABASE_URL, REDIS_URL, ...). */
+  readonly env?: Readonly<Record<string, string>>
+  /** Run this launcher (a file under dist/bench/launchers) instead of the kind's own. */
+  readonly launcher?: string
 }
 
 const freePort = (): Promise<number> => new Promise((resolve, reject) => {
@@ -90,12 +94,14 @@ export class ServerProcess {
       MAX_CONNECTIONS_PER_ROOM: '100000',
       MAX_CONNECTIONS: '100000',
     }
+    Object.assign(env, this.options.env ?? {})
     if (this.kind === 'reference' && this.options.persist === true) env.YPERSISTENCE = join(this.options.dataDir, 'leveldb')
     this.#stderr = ''
     // BENCH_CPU_PROF=<folder>: profile the server; the profile is written when it stops gracefully.
     const profile = process.env.BENCH_CPU_PROF
     const flags = profile === undefined || profile === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`]
-    const child = this.#child = spawn(process.execPath, [...flags, commandOf(this.kind)], {
+    const command = this.options.launcher === undefined ? commandOf(this.kind) : join(dist, 'bench', 'launchers', this.options.launcher)
+    const child = this.#child = spawn(process.execPath, [...flags, command], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     })
