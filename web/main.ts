@@ -11,6 +11,7 @@ import { mountDemoPanel } from './demo-panel.js'
 import { byId } from './dom.js'
 import { loadIdentity } from './identity.js'
 import { mountPresence } from './presence-view.js'
+import { keepRemoteStatesSafe } from './remote-state.js'
 import { RelayProvider } from './provider.js'
 import { randomRoomName, roomFromUrl, shareUrl, tokenFromUrl } from './room-url.js'
 import { mountStatus } from './status-view.js'
@@ -57,6 +58,8 @@ const serverUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location
 const channel = forcePoll ? pollChannel() : fallbackChannel(websocketChannel(), pollChannel())
 const provider = new RelayProvider(serverUrl, room, doc, { channel, params: token === null ? {} : { token } })
 
+// First of all the awareness listeners: the presence list and the editor see only cleaned states.
+keepRemoteStatesSafe(provider.awareness)
 mountPresence(provider.awareness, loadIdentity(storage), storage)
 mountStatus(provider)
 mountDemoPanel({ provider, apiBase: '' })

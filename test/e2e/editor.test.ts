@@ -14,6 +14,7 @@ import {
 import * as Y from 'yjs'
 import { signToken } from '../../server/tokens.js'
 import { connectClient, synced } from '../helpers/clients.js'
+import { PeakMemory } from '../helpers/memory.js'
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -124,6 +125,56 @@ describe('web editor in Chromium', { skip }, () => {
       assert.ok(styles.length > 0)
       for (const style of styles) assert.doesNotMatch(style, /position|inset|red/, style)
       assert.deepEqual(await page.page.locator('#people li').allTextContents(), ['Alice (you)', 'Mallory'])
+    } finally {
+      mallory.destroy()
+    }
+  })
+
+  test('a peer with a malformed cursor or state loses its own cursor only: every other cursor stays drawn, nothing throws', async () => {
+    await freshData()
+    const server = await start()
+    const memory = new PeakMemory(server.child.pid)
+    const alice = await open(server, 'cursors', { name: 'Alice', color: '#d1495b' })
+    const bob = await open(server, 'cursors', { name: 'Bob', color: '#0077b6' })
+    await typeAtEnd(alice, 'First line.\nSecond line.')
+    await samePageText([alice, bob], { expected: 'First line.\nSecond line.' })
+    const mallory = connectClient(server.url, 'cursors')
+    try {
+      await synced(mallory)
+      const at = (index: number): unknown => Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(mallory.text, index))
+      const hostile: unknown[] = [
+        { user: { name: 'Mallory', color: '#112233' }, cursor: { anchor: {}, head: {} } },
+        { user: { name: 'Mallory' }, cursor: { anchor: { item: { client: 'x', clock: {} } }, head: { item: null, type: 5 } } },
+        { user: { name: 'Mallory' }, cursor: { anchor: { tname: 'other' }, head: { tname: 'text', assoc: 'left' } } },
+        { user: { name: 'Mallory' }, cursor: { anchor: { type: { client: 1, clock: -1 } }, head: at(2) } },
+        { user: 'Mallory', cursor: 'everywhere' },
+        { user: ['a'], cursor: { anchor: at(0), head: [] } },
+        'a state that is a string',
+        42,
+      ]
+      // Bob's caret moves after each hostile state has reached Alice; she must see it every time.
+      for (const [i, state] of hostile.entries()) {
+        mallory.provider.awareness.setLocalState(state as Record<string, unknown>)
+        const clock = mallory.provider.awareness.meta.get(mallory.doc.clientID)!.clock
+        await alice.page.waitForFunction(({ id, clock }) => (window as any).yjsRelay.provider.awareness.meta.get(id)?.clock >= clock,
+          { id: mallory.doc.clientID, clock })
+        await bob.page.bringToFront()
+        await bob.page.click('.cm-content')
+        await bob.page.keyboard.press(i % 2 === 0 ? 'Control+Home' : 'Control+End')
+        const offset = i % 2 === 0 ? 0 : 'First line.\nSecond line.'.length
+        await alice.page.waitForFunction((offset) => {
+          const view = (window as any).yjsRelay.editor
+          return [...document.querySelectorAll('.cm-ySelectionInfo')].some((e: any) =>
+            e.textContent === 'Bob' && view.posAtDOM(e.parentElement) === offset)
+        }, offset)
+      }
+      // And a well-formed state of the same peer draws its cursor again.
+      mallory.provider.awareness.setLocalState({ user: { name: 'Mallory', color: '#112233' }, cursor: { anchor: at(0), head: at(5) } })
+      await alice.page.waitForFunction(() => [...document.querySelectorAll('.cm-ySelectionInfo')].some((e) => e.textContent === 'Mallory'))
+      await bob.page.waitForFunction(() => [...document.querySelectorAll('.cm-ySelectionInfo')].some((e) => e.textContent === 'Mallory'))
+      assert.deepEqual(await alice.page.locator('#people li').allTextContents(), ['Alice (you)', 'Bob', 'Mallory'])
+      // Nothing here needs much of the server: a cursor is a few bytes.
+      assert.ok(memory.growthMb < 100, `server memory rose ${memory.growthMb.toFixed(0)} MiB`)
     } finally {
       mallory.destroy()
     }
