@@ -24,6 +24,7 @@ export class PendingUpdates {
   #queued: PendingUpdate[] = []
   #inflight = 0
   readonly #reach = new Map<number, number>()
+  #depth = 0
   #flushWaiters: Array<() => void> = []
 
   /** How far the queued and in-flight updates take each client they extend. */
@@ -31,14 +32,20 @@ export class PendingUpdates {
     return this.#reach
   }
 
+  /** The deepest level the queued and in-flight updates nest types to (see `checkNesting`). */
+  get depth (): number {
+    return this.#depth
+  }
+
   get queued (): number {
     return this.#queued.length
   }
 
-  /** Queues `item`, which takes the clients in `reach` that far. */
-  add (item: PendingUpdate, reach: ReadonlyMap<number, number> = new Map()): void {
+  /** Queues `item`, which takes the clients in `reach` that far and nests types `depth` deep. */
+  add (item: PendingUpdate, reach: ReadonlyMap<number, number> = new Map(), depth = 0): void {
     this.#queued.push(item)
     for (const [client, clock] of reach) this.#reach.set(client, clock)
+    this.#depth = Math.max(this.#depth, depth)
   }
 
   /** Everything queued, now in flight. */
@@ -67,6 +74,7 @@ export class PendingUpdates {
     this.#queued = [...this.#queued, ...batch].filter((item) => item.applied)
     // Nothing failed reaches the document, and what stays queued is in it already.
     this.#reach.clear()
+    this.#depth = 0
     return failed
   }
 
@@ -126,6 +134,7 @@ export class PendingUpdates {
   settle (): void {
     if (this.#queued.length > 0 || this.#inflight > 0) return
     this.#reach.clear()
+    this.#depth = 0
     const waiters = this.#flushWaiters
     this.#flushWaiters = []
     for (const resolve of waiters) resolve()

@@ -269,14 +269,14 @@ export class Room {
    * Throws BAD_UPDATE for an update that must never be stored.
    */
   submit (update: Uint8Array, from: Peer | null, done: ((error?: Error) => void) | null = null): boolean {
-    const admitted = admitUpdate(this.doc, update, this.#pending.reach)
+    const admitted = admitUpdate(this.doc, update, this.#pending.reach, this.#pending.depth)
     if (admitted === 'incomplete') return false
     if (admitted === 'known') {
       done?.()
       return true
     }
     // Views into a socket's receive buffer must not outlive the message handler.
-    this.#pending.add({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done, claims: admitted.claims }, admitted.reach)
+    this.#pending.add({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done, claims: admitted.claims }, admitted.reach, admitted.depth)
     this.#ctx.commits.schedule(this)
     return true
   }

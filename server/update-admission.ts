@@ -9,6 +9,7 @@ import * as Y from 'yjs'
 import { SyncError } from './errors.js'
 import type { Claim } from './storage/storage.js'
 import { checkSameStructs } from './struct-conflict.js'
+import { checkNesting } from './nesting.js'
 
 /** The update a client sends when it has nothing the other side lacks: no structs, no deletions. */
 export const isEmptyUpdate = (update: Uint8Array): boolean =>
@@ -102,9 +103,10 @@ type Reach = (client: number) => number
 export type Admission =
   /**
    * Store `update` (a new array, or the input itself); afterwards the room reaches `reach` for these
-   * clients. `claims` are the ids its structs take, from where the room's content reached.
+   * clients. `claims` are the ids its structs take, from where the room's content reached; its types nest
+   * at most `depth` deep (see `checkNesting`).
    */
-  | { readonly update: Uint8Array, readonly reach: ReadonlyMap<number, number>, readonly claims: readonly Claim[] }
+  | { readonly update: Uint8Array, readonly reach: ReadonlyMap<number, number>, readonly claims: readonly Claim[], readonly depth: number }
   /** Nothing new: the room holds all of it already. */
   | 'known'
   /** It depends on content the room does not hold (see `integrationReach`); nothing of it may be stored. */
@@ -112,7 +114,8 @@ export type Admission =
 
 /**
  * Decides what of `update` a room stores, given how far the room's content reaches (what its document
- * holds plus what waits for a commit). Throws BAD_UPDATE for an update that must never be stored.
+ * holds plus what waits for a commit, whose types nest at most `queuedDepth` deep). Throws BAD_UPDATE for
+ * an update that must never be stored, one that nests types too deep among them (see `checkNesting`).
  *
  * Two kinds of update would leave the room's document different from every encoding of it (the update
  * sent to peers, a late joiner's step 2, the compacted snapshot), so that clients stop converging; the
@@ -128,7 +131,7 @@ export type Admission =
  *   structs in, and a later struct reusing their ids makes the two resolve differently. The room keeps
  *   nothing pending: such an update is refused, and the client is asked for what is missing.
  */
-export const admitUpdate = (doc: Y.Doc, update: Uint8Array, queued: ReadonlyMap<number, number>): Admission => {
+export const admitUpdate = (doc: Y.Doc, update: Uint8Array, queued: ReadonlyMap<number, number>, queuedDepth = 0): Admission => {
   if (isEmptyUpdate(update)) return 'known'
   let decoded = validateUpdate(update)
   checkSameStructs(doc, decoded.structs)
@@ -139,10 +142,11 @@ export const admitUpdate = (doc: Y.Doc, update: Uint8Array, queued: ReadonlyMap<
     decoded = Y.decodeUpdate(update)
   }
   checkOrigins(doc, decoded)
+  const depth = checkNesting(doc, decoded, queuedDepth)
   const reach = integrationReach(decoded, held)
   if (reach === null) return 'incomplete'
   // Without a gap (integrationReach made sure), a client's structs start where the room's content ends.
-  return { update, reach, claims: [...reach].map(([client, to]) => ({ client, from: held(client), to })) }
+  return { update, reach, depth, claims: [...reach].map(([client, to]) => ({ client, from: held(client), to })) }
 }
 
 /** The ids `update`'s structs take, per client (for an update already in the document). */

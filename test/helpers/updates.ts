@@ -35,3 +35,26 @@ export const forgedItem = (client: number, origin: Y.ID, right: Y.ID, text: stri
   encoding.writeVarUint(encoder, 0)
   return encoding.toUint8Array(encoder)
 }
+
+/**
+ * Y.Maps nested `depth` deep under the root map `root`, key `k` at every level, as updates of client
+ * `client`: one update per level from `from` (a write client nesting one level per message), and
+ * `whole`, all of them in one. `deleteRoot` is the 10-byte update that deletes the outermost entry, which
+ * makes Yjs delete and collect every level recursively.
+ */
+export const nestedMaps = (depth: number, client = 7): { levels: Uint8Array[], whole: Uint8Array, deleteRoot: Uint8Array } => {
+  const doc = new Y.Doc()
+  doc.clientID = client
+  const levels: Uint8Array[] = []
+  doc.on('update', (update: Uint8Array) => levels.push(update))
+  let map: Y.Map<unknown> = doc.getMap('root')
+  for (let level = 0; level < depth; level++) {
+    const inner = new Y.Map<unknown>()
+    map.set('k', inner)
+    map = inner
+  }
+  const encoder = encoding.createEncoder()
+  // No structs; a delete set of client `client`: one range, clock 0, length 1 (the outermost entry).
+  for (const n of [0, 1, client, 1, 0, 1]) encoding.writeVarUint(encoder, n)
+  return { levels, whole: Y.encodeStateAsUpdate(doc), deleteRoot: encoding.toUint8Array(encoder) }
+}
