@@ -1,7 +1,7 @@
 import type { Peer } from './peer.js'
 import { SyncError } from './errors.js'
 import type { Claim } from './storage/storage.js'
-import type { Admission } from './update-admission.js'
+import type { Admission, QueuedContent } from './update-admission.js'
 
 /** An update waiting for its commit. */
 export interface PendingUpdate {
@@ -25,6 +25,7 @@ export class PendingUpdates {
   #inflight = 0
   readonly #reach = new Map<number, number>()
   #depth = 0
+  #subdocuments = 0
   #flushWaiters: Array<() => void> = []
 
   /** How far the queued and in-flight updates take each client they extend. */
@@ -37,15 +38,21 @@ export class PendingUpdates {
     return this.#depth
   }
 
+  /** The subdocument references the queued and in-flight updates hold. */
+  get subdocuments (): number {
+    return this.#subdocuments
+  }
+
   get queued (): number {
     return this.#queued.length
   }
 
-  /** Queues `item`, which takes the clients in `reach` that far and nests types `depth` deep. */
-  add (item: PendingUpdate, reach: ReadonlyMap<number, number> = new Map(), depth = 0): void {
+  /** Queues `item`, which takes the clients in `reach` that far, nests types `depth` deep and holds `subdocuments`. */
+  add (item: PendingUpdate, { reach, depth, subdocuments }: { reach: ReadonlyMap<number, number>, depth: number, subdocuments: number } = { reach: new Map(), depth: 0, subdocuments: 0 }): void {
     this.#queued.push(item)
     for (const [client, clock] of reach) this.#reach.set(client, clock)
     this.#depth = Math.max(this.#depth, depth)
+    this.#subdocuments += subdocuments
   }
 
   /** Everything queued, now in flight. */
@@ -75,6 +82,7 @@ export class PendingUpdates {
     // Nothing failed reaches the document, and what stays queued is in it already.
     this.#reach.clear()
     this.#depth = 0
+    this.#subdocuments = 0
     return failed
   }
 
@@ -92,6 +100,8 @@ export class PendingUpdates {
     const all = this.#queued
     this.#queued = []
     this.#reach.clear()
+    this.#depth = 0
+    this.#subdocuments = 0
     return all
   }
 
@@ -101,7 +111,7 @@ export class PendingUpdates {
    * lacks goes to `incomplete`, what `admit` throws for goes to `refuse` with the error, and the rest is
    * queued again as admitted. Server-side edits are in the document already and stay as they are.
    */
-  readmit (admit: (update: Uint8Array, queued: ReadonlyMap<number, number>) => Admission, outcome: {
+  readmit (admit: (update: Uint8Array, queued: ReadonlyMap<number, number>, content: QueuedContent) => Admission, outcome: {
     incomplete (item: PendingUpdate): void
     refuse (item: PendingUpdate, error: SyncError): void
   }): void {
@@ -112,14 +122,14 @@ export class PendingUpdates {
       }
       let admitted: Admission
       try {
-        admitted = admit(item.update, this.#reach)
+        admitted = admit(item.update, this.#reach, this)
       } catch (error) {
         outcome.refuse(item, error instanceof SyncError ? error : new SyncError('BAD_UPDATE'))
         continue
       }
       if (admitted === 'known') item.done?.()
       else if (admitted === 'incomplete') outcome.incomplete(item)
-      else this.add({ ...item, update: admitted.update, claims: admitted.claims }, admitted.reach)
+      else this.add({ ...item, update: admitted.update, claims: admitted.claims }, admitted)
     }
     this.settle()
   }
@@ -135,6 +145,7 @@ export class PendingUpdates {
     if (this.#queued.length > 0 || this.#inflight > 0) return
     this.#reach.clear()
     this.#depth = 0
+    this.#subdocuments = 0
     const waiters = this.#flushWaiters
     this.#flushWaiters = []
     for (const resolve of waiters) resolve()

@@ -269,14 +269,14 @@ export class Room {
    * Throws BAD_UPDATE for an update that must never be stored.
    */
   submit (update: Uint8Array, from: Peer | null, done: ((error?: Error) => void) | null = null): boolean {
-    const admitted = admitUpdate(this.doc, update, this.#pending.reach, this.#pending.depth)
+    const admitted = admitUpdate(this.doc, update, this.#pending.reach, this.#pending)
     if (admitted === 'incomplete') return false
     if (admitted === 'known') {
       done?.()
       return true
     }
     // Views into a socket's receive buffer must not outlive the message handler.
-    this.#pending.add({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done, claims: admitted.claims }, admitted.reach, admitted.depth)
+    this.#pending.add({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done, claims: admitted.claims }, admitted)
     this.#ctx.commits.schedule(this)
     return true
   }
@@ -389,9 +389,9 @@ export class Room {
     this.#readmitting = true
     this.#commits.catchUp().then(() => {
       this.#readmitting = false
-      this.#pending.readmit((update, queued) => {
+      this.#pending.readmit((update, queued, content) => {
         if (this.#destroyed) return 'incomplete'
-        return admitUpdate(this.doc, update, queued)
+        return admitUpdate(this.doc, update, queued, content)
       }, {
         incomplete: (item) => {
           item.done?.(new Error(`room ${this.name}: an update depends on content the room does not have`))

@@ -58,3 +58,28 @@ export const nestedMaps = (depth: number, client = 7): { levels: Uint8Array[], w
   for (const n of [0, 1, client, 1, 0, 1]) encoding.writeVarUint(encoder, n)
   return { levels, whole: Y.encodeStateAsUpdate(doc), deleteRoot: encoding.toUint8Array(encoder) }
 }
+
+/**
+ * `count` subdocument references in root array `a`, each placed after the one before, by client `client`
+ * (from clock `clock`): about 17 bytes apiece. Encoded by hand, as an attacker would, so that making them
+ * costs the test no Y.Doc per reference.
+ */
+export const subdocumentReferences = (count: number, client = 11, clock = 0): Uint8Array => {
+  const encoder = encoding.createEncoder()
+  for (const n of [1, count, client, clock]) encoding.writeVarUint(encoder, n)
+  for (let i = 0; i < count; i++) {
+    const first = i === 0 && clock === 0
+    encoding.writeUint8(encoder, 9 | (first ? 0 : 0x80)) // a subdocument, with an origin unless first
+    if (first) {
+      encoding.writeVarUint(encoder, 1)
+      encoding.writeVarString(encoder, 'a')
+    } else {
+      encoding.writeVarUint(encoder, client)
+      encoding.writeVarUint(encoder, clock + i - 1)
+    }
+    encoding.writeVarString(encoder, `d${i}`)
+    encoding.writeAny(encoder, {})
+  }
+  encoding.writeVarUint(encoder, 0)
+  return encoding.toUint8Array(encoder)
+}
