@@ -112,6 +112,13 @@ const main = async (): Promise<void> => {
     if (stopping) return
     stopping = true
     log.info({ signal }, 'draining: readiness fails, sockets close with 1012')
+    // Whatever a room, storage or the bus is doing, the process ends: every edit a client has seen echoed
+    // is stored already, and a platform that sent SIGTERM sends SIGKILL a little later anyway.
+    const boundMs = config.shutdownSpreadMs + SHUTDOWN_GRACE_MS
+    setTimeout(() => {
+      log.error({ signal, boundMs }, 'shutdown did not finish in time; exiting anyway')
+      process.exit(1)
+    }, boundMs).unref()
     await server.drain()
     await server.close()
     await bus?.close()
@@ -125,6 +132,9 @@ const main = async (): Promise<void> => {
   process.on('SIGTERM', () => { void stop('SIGTERM') })
   process.on('SIGINT', () => { void stop('SIGINT') })
 }
+
+/** How long a shutdown may take beyond spreading the socket closes (flushing, compacting, closing storage). */
+const SHUTDOWN_GRACE_MS = 10_000
 
 main().catch((error: unknown) => {
   process.stderr.write(`fatal: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)

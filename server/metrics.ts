@@ -38,6 +38,7 @@ export class Metrics {
   readonly #transports = new Map<string, TransportEntry>()
   readonly #commit: Histogram
   readonly #commitFailures: Counter
+  readonly #skipped: Counter
   readonly #apply: Histogram
   readonly #busLag: Histogram
   readonly #catchUps: Counter
@@ -93,6 +94,11 @@ export class Metrics {
     this.#commitFailures = new Counter({
       name: 'yjs_relay_storage_commit_failures_total',
       help: 'Group commits that storage refused',
+      registers,
+    })
+    this.#skipped = new Counter({
+      name: 'yjs_relay_updates_skipped_total',
+      help: 'Stored updates that could not be applied: skipped when a room loaded, or refused after their commit',
       registers,
     })
     this.#apply = new Histogram({
@@ -158,6 +164,11 @@ export class Metrics {
   /** The GroupCommitter's `onApplied`. */
   readonly applied = (durationMs: number): void => {
     this.#apply.observe(durationMs / 1000)
+  }
+
+  /** Rooms' `onSkipped`. */
+  readonly skipped = (count: number): void => {
+    this.#skipped.inc(count)
   }
 
   readonly closed = (code: number): void => {

@@ -22,6 +22,32 @@ export const MAX_NESTING_DEPTH = 256
 type Struct = DecodedUpdate['structs'][number]
 type Type = Y.AbstractType<unknown>
 
+/**
+ * The items of the types nested in `type`, each before the types inside it, or null if none is nested
+ * more than `limit` levels below `type` (then Yjs's own recursion is safe). Iterative: there may be
+ * thousands of levels.
+ */
+export const deepTypeItems = (type: Y.AbstractType<unknown>, limit: number): Y.Item[] | null => {
+  const items: Y.Item[] = []
+  let deep = false
+  const stack: Array<{ type: Y.AbstractType<unknown>, level: number }> = [{ type, level: 0 }]
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const { level } = next
+    const visit = (item: Y.Item | null, step: (item: Y.Item) => Y.Item | null): void => {
+      for (; item !== null; item = step(item)) {
+        if (!(item.content instanceof Y.ContentType)) continue
+        if (level + 1 > limit) deep = true
+        items.push(item)
+        stack.push({ type: item.content.type, level: level + 1 })
+      }
+    }
+    visit(next.type._start, (item) => item.right)
+    for (const last of next.type._map.values()) visit(last, (item) => item.left)
+  }
+  return deep ? items : null
+}
+
+
 /** The depth of a type of the document, remembering every type on the way up in `known`. */
 const typeDepth = (type: Type, known: Map<Type, number>): number => {
   const chain: Type[] = []
@@ -140,4 +166,28 @@ export const checkNesting = (doc: Y.Doc, { structs }: DecodedUpdate, queuedDepth
     deepest = Math.max(deepest, depth)
   }
   return deepest
+}
+
+/**
+ * Throws BAD_UPDATE if `decoded` deletes a type of `doc` whose content nests more than MAX_NESTING_DEPTH
+ * levels below it: Yjs deletes nested content recursively and would overflow the stack half-way through,
+ * leaving the delete half-applied. Only a document stored before the limit holds such types; they can
+ * still be emptied from the inside out. Costs what Yjs's delete would: a walk over the deleted types.
+ */
+export const checkDeletedNesting = (doc: Y.Doc, { ds }: DecodedUpdate): void => {
+  for (const [client, ranges] of ds.clients) {
+    const structs = doc.store.clients.get(client)
+    if (structs === undefined) continue
+    const state = Y.getState(doc.store, client)
+    for (const { clock, len } of ranges) {
+      if (clock >= state) continue
+      for (let i = Y.findIndexSS(structs, clock); i < structs.length && structs[i]!.id.clock < clock + len; i++) {
+        const struct = structs[i]!
+        if (!(struct instanceof Y.Item) || struct.deleted || !(struct.content instanceof Y.ContentType)) continue
+        if (deepTypeItems(struct.content.type, MAX_NESTING_DEPTH) !== null) {
+          throw new SyncError('BAD_UPDATE', `update deletes a type nested deeper than ${MAX_NESTING_DEPTH} levels`)
+        }
+      }
+    }
+  }
 }

@@ -12,6 +12,7 @@ import { RoomAwareness } from './room-awareness.js'
 import { RoomCompaction } from './room-compaction.js'
 import type { Storage } from './storage/storage.js'
 import { admitUpdate, claimsOf, isEmptyUpdate } from './update-admission.js'
+import { applyStored, collectDeepTypes, stateBefore } from './apply-stored.js'
 
 /** Transaction origins: who applied what to a room's document. Anything else is a server-side edit. */
 const ORIGIN_LOAD = Symbol('load')
@@ -35,6 +36,8 @@ export interface RoomContext {
   readonly onRefused?: () => void
   /** Awareness states the room admits from its clients (default DEFAULT_MAX_AWARENESS_STATES_PER_ROOM). */
   readonly maxAwarenessStates?: number
+  /** Hears of stored updates that could not be applied (see `applyStored`): skipped, or refused after their commit. */
+  readonly onSkipped?: (count: number) => void
 }
 
 export type RoomEvent = 'update' | 'awareness'
@@ -120,7 +123,7 @@ export class Room {
       failed: (error) => { ctx.log.error({ room: name, err: error }, 'catching up from storage failed') },
     })
     // A guid of our own: Yjs would otherwise draw a random UUID, one crypto call per character.
-    this.doc = new Y.Doc({ gc: true, guid: name })
+    this.doc = new Y.Doc({ gc: true, guid: name, gcFilter: collectDeepTypes })
     this.#awareness = new RoomAwareness(this.doc, {
       broadcast: (frame, own) => {
         for (const peer of this.peers) peer.send(peer === own?.peer ? own.frame : frame)
@@ -146,7 +149,7 @@ export class Room {
     const stored = await this.#ctx.storage.load(this.name)
     // Applied before the room listens: Yjs would otherwise encode the whole document once more, for an
     // update event that nobody needs (27 ms of a 75 ms cold load of the automerge-paper document).
-    const whole = this.#applyStored(stored.updates, ORIGIN_LOAD)
+    const whole = this.#applyStored(stored.updates, ORIGIN_LOAD).length === 0
     this.#commits.caughtUp(stored.seq)
     this.doc.on('update', this.#onDocUpdate)
     // A compacted room is its snapshot: those bytes are the whole document, as a fresh client needs it.
@@ -158,22 +161,20 @@ export class Room {
   }
 
   /**
-   * Applies stored updates one by one, so that one unreadable row cannot keep the room from loading.
-   * Returns false if a row had to be skipped.
+   * Applies stored updates in one transaction (see `applyStored`), so that one that cannot be applied is
+   * skipped, logged and counted, and cannot keep the room from loading or its commits from being answered.
+   * Returns the indexes of those skipped; null for a throw while the transaction finished.
    */
-  #applyStored (updates: readonly Uint8Array[], origin: symbol): boolean {
-    let whole = true
-    this.doc.transact(() => {
-      for (const update of updates) {
-        try {
-          Y.applyUpdate(this.doc, update)
-        } catch (error) {
-          whole = false
-          this.#ctx.log.error({ room: this.name, err: error }, 'skipped a stored update that cannot be applied')
-        }
-      }
-    }, origin)
-    return whole
+  #applyStored (updates: readonly Uint8Array[], origin: symbol): Array<number | null> {
+    const skipped: Array<number | null> = []
+    applyStored(this.doc, updates, origin, (index, error) => {
+      skipped.push(index)
+      this.#ctx.log.error({ room: this.name, err: error, update: index }, index === null
+        ? 'applying stored updates failed as the transaction finished; the document goes on without what was left undone'
+        : 'skipped a stored update that cannot be applied')
+    })
+    if (skipped.length > 0) this.#ctx.onSkipped?.(skipped.length)
+    return skipped
   }
 
   /**
@@ -289,7 +290,7 @@ export class Room {
    */
   transact<T> (change: (doc: Y.Doc) => T): Promise<T> {
     const run = this.#transacting.then(async () => {
-      const copy = new Y.Doc({ gc: true, guid: this.name })
+      const copy = new Y.Doc({ gc: true, guid: this.name, gcFilter: collectDeepTypes })
       Y.applyUpdate(copy, Y.encodeStateAsUpdate(this.doc))
       copy.clientID = this.#editorID
       const made: Uint8Array[] = []
@@ -340,20 +341,50 @@ export class Room {
 
   /**
    * Called by the group committer once `batch` is stored as commit `seq`. The bus message holds the whole
-   * commit, whatever the document held before: a receiver that gets it holds that commit.
+   * commit, whatever the document held before: a receiver that gets it holds that commit. Whatever
+   * applying it does, every waiter is answered and the room goes on: an update Yjs throws on is refused
+   * (its sender closed with BAD_UPDATE, left out of the bus message; every load skips it and the next
+   * compaction drops it), the others are applied and broadcast.
    */
   committed (batch: readonly PendingUpdate[], seq: number): void {
-    if (!this.#destroyed) {
-      const fresh = batch.filter((item) => !item.applied)
-      if (fresh.length > 0) this.#applyStored(fresh.map((item) => item.update), ORIGIN_COMMITTED)
-      for (const item of batch) if (item.applied) this.#sendUpdate(item.update)
-      const updates = batch.map((item) => item.update)
-      this.#publish({ kind: 'update', data: updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates), ...(this.#tracked ? { seq } : {}) })
-      if (this.#tracked) this.#commits.holds(seq)
+    let refused = new Set<PendingUpdate>()
+    try {
+      if (!this.#destroyed) {
+        const fresh = batch.filter((item) => !item.applied)
+        if (fresh.length > 0) refused = this.#applyCommitted(fresh)
+        for (const item of batch) if (item.applied) this.#sendUpdate(item.update)
+        const updates = batch.filter((item) => !refused.has(item)).map((item) => item.update)
+        // A commit whose every update was refused still goes out: the bus numbers commits.
+        const data = updates.length === 0 ? new Uint8Array([0, 0]) : updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)
+        this.#publish({ kind: 'update', data, ...(this.#tracked ? { seq } : {}) })
+        if (this.#tracked) this.#commits.holds(seq)
+      }
+    } finally {
+      for (const item of batch) {
+        try {
+          item.done?.(refused.has(item) ? new SyncError('BAD_UPDATE', 'the update cannot be applied') : undefined)
+        } catch (error) {
+          this.#ctx.log.error({ room: this.name, err: error }, 'a commit waiter threw')
+        }
+      }
+      this.#compaction.stored(batch.length)
+      this.#pending.stored(batch)
     }
-    for (const item of batch) item.done?.()
-    this.#compaction.stored(batch.length)
-    this.#pending.stored(batch)
+  }
+
+  /** Applies committed updates; returns those Yjs threw on, whose senders are closed with BAD_UPDATE. */
+  #applyCommitted (fresh: readonly PendingUpdate[]): Set<PendingUpdate> {
+    const skipped = this.#applyStored(fresh.map((item) => item.update), ORIGIN_COMMITTED)
+    const refused = new Set<PendingUpdate>()
+    for (const index of skipped) if (index !== null) refused.add(fresh[index]!)
+    for (const item of refused) {
+      const failure = new SyncError('BAD_UPDATE', 'the update cannot be applied')
+      item.from?.close(failure.closeCode, failure.message)
+    }
+    // Yjs threw while finishing the transaction, before its update event: local peers get what the batch
+    // brought from where it started, so that broadcasting goes on (the bus gets the commit as always).
+    if (skipped.includes(null)) this.#sendUpdate(Y.encodeStateAsUpdate(this.doc, stateBefore(this.doc, fresh.map((item) => item.update))))
+    return refused
   }
 
   /**
@@ -441,7 +472,7 @@ export class Room {
     }
     try {
       if (message.kind === 'update') {
-        Y.applyUpdate(this.doc, message.data, ORIGIN_BUS)
+        this.#applyStored([message.data], ORIGIN_BUS)
         if (message.seq !== undefined && this.#tracked) this.#commits.holds(message.seq)
       } else this.#awareness.receiveFromBus(message.data)
     } catch (error) {

@@ -95,6 +95,7 @@ export class SyncServer {
       onCatchUp: metrics.caughtUp,
       onRefused: metrics.refused,
       maxAwarenessStates: positive('maxAwarenessStatesPerRoom', options.maxAwarenessStatesPerRoom, DEFAULT_MAX_AWARENESS_STATES_PER_ROOM),
+      onSkipped: metrics.skipped,
     }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0, MAX_TIMER_MS), maxRooms: positive('maxRooms', options.maxRooms, 10_000) })
     const heads = this.storage.heads?.bind(this.storage)
     this.#headCheck = bus === null || heads === undefined ? null : new HeadCheck(this.rooms, heads, this.log)

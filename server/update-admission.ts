@@ -9,7 +9,7 @@ import * as Y from 'yjs'
 import { SyncError } from './errors.js'
 import type { Claim } from './storage/storage.js'
 import { checkSameStructs } from './struct-conflict.js'
-import { checkNesting } from './nesting.js'
+import { checkDeletedNesting, checkNesting } from './nesting.js'
 import { countSubdocuments, MAX_SUBDOCUMENTS } from './subdocuments.js'
 
 /** The update a client sends when it has nothing the other side lacks: no structs, no deletions. */
@@ -165,6 +165,7 @@ export const admitUpdate = (
   }
   checkOrigins(doc, decoded)
   const depth = checkNesting(doc, decoded, queuedContent.depth)
+  checkDeletedNesting(doc, decoded)
   const subdocuments = decoded.structs.filter((struct) => struct instanceof Y.Item && struct.content instanceof Y.ContentDoc).length
   if (subdocuments > 0 && doc.subdocs.size + queuedContent.subdocuments + subdocuments > MAX_SUBDOCUMENTS) {
     throw new SyncError('BAD_UPDATE', `a room holds at most ${MAX_SUBDOCUMENTS} subdocuments`)

@@ -7,7 +7,8 @@ import { mergeToSnapshot } from './storage.js'
 
 /** The updates packed into one buffer (transferred, not copied): update i is `packed[ends[i - 1] ?? 0, ends[i])`. */
 export interface MergeRequest { readonly id: number, readonly packed: Uint8Array, readonly ends: readonly number[] }
-export type MergeReply = { readonly id: number, readonly snapshot: Uint8Array } | { readonly id: number, readonly error: string }
+/** The snapshot, and how many of the updates could not be applied and are left out of it. */
+export type MergeReply = { readonly id: number, readonly snapshot: Uint8Array, readonly skipped: number } | { readonly id: number, readonly error: string }
 
 const port = parentPort
 if (port === null) throw new Error('merge-worker.js runs as a worker thread only')
@@ -15,7 +16,9 @@ port.on('message', ({ id, packed, ends }: MergeRequest) => {
   let reply: MergeReply
   try {
     const updates = ends.map((end, i) => packed.subarray(ends[i - 1] ?? 0, end))
-    reply = { id, snapshot: mergeToSnapshot(updates) }
+    let skipped = 0
+    const snapshot = mergeToSnapshot(updates, () => { skipped++ })
+    reply = { id, snapshot, skipped }
   } catch (error) {
     reply = { id, error: error instanceof Error ? error.message : String(error) }
   }

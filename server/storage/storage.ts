@@ -1,4 +1,5 @@
 import * as Y from 'yjs'
+import { applyStored, collectDeepTypes } from '../apply-stored.js'
 
 /**
  * Durable storage for rooms: an append-only log of Yjs updates per room plus one compacted snapshot.
@@ -103,14 +104,14 @@ export const byRoom = (entries: readonly AppendEntry[]): Map<string, AppendEntry
 /**
  * Merges updates into one, the way every storage compacts: through a document, so deleted content is
  * garbage-collected and the snapshot is as small as the document itself. Updates whose dependencies are
- * missing stay pending in the document and are kept in its encoding.
+ * missing stay pending in the document and are kept in its encoding. `skipped` hears of updates that
+ * could not be applied (see `applyStored`); they are not in the snapshot.
  */
-export const mergeToSnapshot = (updates: readonly Uint8Array[]): Uint8Array => {
-  const doc = new Y.Doc({ gc: true, guid: 'snapshot' })
+export const mergeToSnapshot = (updates: readonly Uint8Array[], skipped: (index: number | null, error: unknown) => void = () => {}): Uint8Array => {
+  const doc = new Y.Doc({ gc: true, guid: 'snapshot', gcFilter: collectDeepTypes })
   try {
-    doc.transact(() => {
-      for (const update of updates) Y.applyUpdate(doc, update)
-    })
+    // An update that cannot be applied is left out of the snapshot: a room loads without it anyway.
+    applyStored(doc, updates, null, skipped)
     return Y.encodeStateAsUpdate(doc)
   } finally {
     doc.destroy()
