@@ -33,10 +33,11 @@ const MAX_CLOCK = 2 ** 30
  * does an update that lists one client's structs in two places.
  */
 export const validateUpdate = (update: Uint8Array): DecodedUpdate => {
-  // Counted on the bytes: decoding makes a Y.Doc of 5-7 KB for each 17-byte reference.
-  if (countSubdocuments(update) > MAX_SUBDOCUMENTS) {
-    throw new SyncError('BAD_UPDATE', `update holds more than ${MAX_SUBDOCUMENTS} subdocuments`)
-  }
+  // Counted on the bytes: decoding makes a Y.Doc of 5-7 KB for each 17-byte reference, and would make
+  // them for a flood of references cut short too, before it finds the end missing.
+  const subdocuments = countSubdocuments(update)
+  if (subdocuments === -1) throw new SyncError('BAD_UPDATE', 'update cannot be decoded')
+  if (subdocuments > MAX_SUBDOCUMENTS) throw new SyncError('BAD_UPDATE', `update holds more than ${MAX_SUBDOCUMENTS} subdocuments`)
   let decoded: DecodedUpdate
   try {
     decoded = Y.decodeUpdate(update)

@@ -1,6 +1,7 @@
 /**
  * A seeded protocol fuzzer: it records real y-websocket messages (sync steps, updates of every shared
- * type, awareness, queries, auth), mutates them (bit flips, interesting bytes, truncation, insertion,
+ * type, awareness, queries, auth, types nested past the nesting limit and their deletes, subdocuments
+ * within and past the room's limit), mutates them (bit flips, interesting bytes, truncation, insertion,
  * deletion, duplication, splices of two messages, huge varints, swapped types) and sends them over
  * several raw sockets to one room. A socket the server closes is replaced by a new one. The same seed
  * gives the same frames, so a failure can be replayed.
@@ -11,6 +12,9 @@ import * as awarenessProtocol from 'y-protocols/awareness'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import * as protocol from '../../server/protocol.js'
+import { MAX_NESTING_DEPTH } from '../../server/nesting.js'
+import { MAX_SUBDOCUMENTS } from '../../server/subdocuments.js'
+import { nestedMaps, subdocumentReferences } from '../helpers/updates.js'
 
 type Rng = prng.PRNG
 
@@ -54,8 +58,42 @@ export const buildCorpus = (seed: number): Uint8Array[] => {
   awareness.destroy()
   frames.push(protocol.encodeQueryAwareness())
   frames.push(protocol.encodePermissionDenied('denied'))
+  frames.push(...hostileFrames(rng))
   doc.destroy()
   peer.destroy()
+  return frames
+}
+
+/**
+ * Frames of the kinds issue 24 found costly: maps nested past the nesting limit (whole, and one level per
+ * update), the delete of a nest's root, XML elements nested deep, and subdocuments, a few and a flood.
+ * Their own client ids; root types the scenario's clients do not compare, so what the server admits of
+ * them and of their mutations only has to agree between clients.
+ */
+const hostileFrames = (rng: Rng): Uint8Array[] => {
+  const frames: Uint8Array[] = []
+  const client = prng.int32(rng, 1000, 2 ** 30)
+  const deep = nestedMaps(MAX_NESTING_DEPTH + 40, client)
+  frames.push(protocol.encodeSyncUpdate(deep.whole), protocol.encodeSyncStep2(deep.whole), protocol.encodeSyncUpdate(deep.deleteRoot))
+  const shallow = nestedMaps(12, client + 1)
+  frames.push(...shallow.levels.map((level) => protocol.encodeSyncUpdate(level)), protocol.encodeSyncUpdate(shallow.deleteRoot))
+  const xmlDoc = new Y.Doc()
+  xmlDoc.clientID = client + 2
+  let element: Y.XmlFragment = xmlDoc.getXmlFragment('deep-xml')
+  for (let i = 0; i < MAX_NESTING_DEPTH + 5; i++) {
+    const inner = new Y.XmlElement('blockquote')
+    element.insert(0, [inner])
+    element = inner
+  }
+  frames.push(protocol.encodeSyncUpdate(Y.encodeStateAsUpdate(xmlDoc)))
+  xmlDoc.destroy()
+  const subdocs = new Y.Doc()
+  subdocs.clientID = client + 3
+  subdocs.on('update', (update: Uint8Array) => frames.push(protocol.encodeSyncUpdate(update)))
+  for (let i = 0; i < 3; i++) subdocs.getArray<Y.Doc>('subdocs').push([new Y.Doc({ guid: `fuzz-${i}` })])
+  subdocs.destroy()
+  frames.push(protocol.encodeSyncUpdate(subdocumentReferences(MAX_SUBDOCUMENTS + 10, client + 4)))
+  frames.push(protocol.encodeSyncUpdate(subdocumentReferences(20_000, client + 5)))
   return frames
 }
 

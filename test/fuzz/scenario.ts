@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as prng from 'lib0/prng'
+import * as Y from 'yjs'
 import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js'
 import { waitFor } from '../helpers/wait.js'
@@ -41,6 +42,9 @@ export interface ScenarioReport {
   readonly reloaded: boolean
   /** A late joiner to the live server got exactly what the connected clients held. */
   readonly roundTrips: boolean
+  /** How deep the restarted server's document nests types, and how many subdocuments it holds. */
+  readonly maxDepth: number
+  readonly subdocuments: number
   /** Log lines of level error (uncaught exceptions, internal errors). */
   readonly errors: ReadonlyArray<Record<string, unknown>>
 }
@@ -52,6 +56,22 @@ const rssMb = (pid: number): number => {
 }
 
 const ROOM = 'fuzz-room'
+
+/** The deepest level a document nests shared types to (a root type is level 1), without recursion. */
+const nestingDepth = (doc: Y.Doc): number => {
+  let deepest = 0
+  const stack: Array<[Pick<Y.AbstractType<unknown>, '_start' | '_map'>, number]> = [...doc.share.values()].map((type) => [type, 1])
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [type, level] = next
+    deepest = Math.max(deepest, level)
+    const visit = (item: Y.Item | null, step: (item: Y.Item) => Y.Item | null): void => {
+      for (; item !== null; item = step(item)) if (!item.deleted && item.content instanceof Y.ContentType) stack.push([item.content.type, level + 1])
+    }
+    visit(type._start, (item) => item.right)
+    for (const last of type._map.values()) visit(last, (item) => item.left)
+  }
+  return deepest
+}
 
 const canonicalJson = (value: unknown): string => JSON.stringify(value, (_key, field: unknown) =>
   field !== null && typeof field === 'object' && !Array.isArray(field) && !ArrayBuffer.isView(field)
@@ -157,7 +177,10 @@ export const runScenario = async (options: ScenarioOptions): Promise<ScenarioRep
         (process.env.FUZZ_KEEP === '1' ? `; data kept in ${dir}` : ''))
     }
     const roundTrips = lateState === text
-    return { fuzz, poll, peakRssMb, startRssMb, alive, edits: markers.length, convergedLength: text.length, reloaded: true, roundTrips, errors }
+    return {
+      fuzz, poll, peakRssMb, startRssMb, alive, edits: markers.length, convergedLength: text.length, reloaded: true, roundTrips, errors,
+      maxDepth: nestingDepth(fresh.doc), subdocuments: fresh.doc.subdocs.size,
+    }
   } finally {
     if (writer !== null) clearInterval(writer)
     if (sampler !== null) clearInterval(sampler)

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { runScenario } from '../fuzz/scenario.js'
+import { MAX_NESTING_DEPTH } from '../../server/nesting.js'
+import { MAX_SUBDOCUMENTS } from '../../server/subdocuments.js'
 
 /** The server's resident memory must stay under this while it is fuzzed (it starts near 65 MB). */
 const MEMORY_BOUND_MB = 256
@@ -28,6 +30,9 @@ describe('fuzzing the wire protocol', () => {
     // A late joiner, and after kill -9 and a restart a fresh one, get exactly what the clients hold.
     assert.ok(report.roundTrips, `a late joiner got other content than the connected clients (${summary})`)
     assert.ok(report.reloaded)
+    // The corpus holds maps and XML nested past the limit and a flood of subdocuments (issue 24).
+    assert.ok(report.maxDepth <= MAX_NESTING_DEPTH, `the document nests ${report.maxDepth} levels`)
+    assert.ok(report.subdocuments <= MAX_SUBDOCUMENTS, `the document holds ${report.subdocuments} subdocuments`)
     assert.deepEqual(report.errors.map((line) => line.message), [], `the server logged errors (${summary})`)
   })
 })
