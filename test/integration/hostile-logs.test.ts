@@ -11,6 +11,7 @@ import { createTokenAuthorize, signToken } from '../../server/tokens.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
 import { encodePollRequest } from '../../server/transport/long-poll-wire.js'
 import { captureLog, piecesIn } from '../helpers/log-capture.js'
+import { MiB, watchMemory } from '../helpers/memory.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { storageWith } from '../helpers/storage.js'
 import { waitFor } from '../helpers/wait.js'
@@ -41,6 +42,7 @@ describe('tokens in logs (issue 24, finding 6)', () => {
 
   it('writes no token, whole or in part, on any path that logs a request, and a client leaving mid-body is no error', async () => {
     const token = await signToken({ secret: SECRET, room: '*', mode: 'write', ttlSeconds: 3600 })
+    const memory = watchMemory()
     const poll = (server: TestServer, room: string, op = 'poll', body = emptyPoll()): Promise<Response> =>
       fetch(`${server.http}/poll/${room}?op=${op}&token=${token}`, { method: 'POST', body })
 
@@ -79,6 +81,8 @@ describe('tokens in logs (issue 24, finding 6)', () => {
     await internal.arrayBuffer()
     await waitFor(() => log.lines.some((l) => l.includes('never')), { message: 'a log line about the internal error' })
 
+    const growth = memory.stop()
+    assert.ok(growth < 64 * MiB, `the servers' memory grew ${(growth / MiB).toFixed(1)} MiB`)
     const leaks = log.lines.filter((line) => piecesIn(line, token).length > 0)
     assert.deepEqual(leaks, [], 'no log line holds any 8 characters of the token')
     const errors = log.lines.filter((line) => line.includes('"severity":"ERROR"'))
