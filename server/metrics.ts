@@ -27,6 +27,8 @@ interface TransportEntry {
 export interface MetricsOptions {
   /** Loaded rooms, read at scrape time. */
   readonly rooms: () => number
+  /** Bytes held in unfinished input (see input-budget.ts), read at scrape time. */
+  readonly unfinishedInput?: () => number
   /** Also report Node's process metrics (CPU, memory, event loop lag, GC). Default false. */
   readonly processMetrics?: boolean
 }
@@ -66,6 +68,15 @@ export class Metrics {
       registers,
       collect () { this.set(options.rooms()) },
     })
+    const unfinished = options.unfinishedInput
+    if (unfinished !== undefined) {
+      new Gauge({
+        name: 'yjs_relay_unfinished_input_bytes',
+        help: 'Bytes held in WebSocket messages and HTTP bodies not yet complete (MAX_UNFINISHED_INPUT_BYTES bounds them)',
+        registers,
+        collect () { this.set(unfinished()) },
+      })
+    }
     const traffic = (name: string, help: string, pick: (c: TrafficCounters, direction: 'in' | 'out') => number): void => {
       new Counter({
         name,

@@ -77,7 +77,7 @@ export class SyncServer {
     if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new TypeError(`prefix must start and end with "/", got "${prefix}"`)
     this.log = options.logger ?? createLogger('info')
     this.storage = options.storage ?? new MemoryStorage()
-    const metrics = this.metrics = new Metrics({ rooms: () => this.rooms.size, processMetrics: options.processMetrics ?? false })
+    const metrics = this.metrics = new Metrics({ rooms: () => this.rooms.size, unfinishedInput: () => this.#inputBudget.held, processMetrics: options.processMetrics ?? false })
     const webhooks = this.#webhooks = options.webhook == null
       ? null
       : new Webhooks(options.webhook, { log: this.log, withDoc: (room, read) => this.#withDoc(room, read), onDelivery: metrics.webhook })

@@ -61,6 +61,8 @@ describe('partly received input (issue 24, finding 5)', () => {
       assert.ok(codes.filter((code) => code === 1013).length >= 2, `over the budget closes with 1013, got ${codes.join(',')}`)
       assert.ok(server.server.unfinishedInputBytes <= BUDGET, `held ${server.server.unfinishedInputBytes} bytes, over the budget`)
       assert.ok(server.server.unfinishedInputBytes >= 600 * 1024, 'the sockets within the budget are counted')
+      const gauge = /yjs_relay_unfinished_input_bytes (\d+)/.exec(await (await fetch(`${server.http}/metrics`)).text())
+      assert.equal(Number(gauge?.[1]), server.server.unfinishedInputBytes, '/metrics reports what is held')
       // Small input still passes while the budget is full: a fresh client syncs.
       const fresh = await openSocket(server, 'fragments')
       fresh.ws.send(new Uint8Array([0, 0, 1, 0]))
