@@ -1,6 +1,7 @@
 import * as awarenessProtocol from 'y-protocols/awareness'
 import type * as Y from 'yjs'
 import { asRemovals, encodeAwarenessEntries, NULL_STATE, readAwarenessEntries, type AwarenessEntry } from './awareness-codec.js'
+import { AwarenessCoalescing } from './awareness-coalescing.js'
 import { AwarenessRevival } from './awareness-revival.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
@@ -47,16 +48,23 @@ export class RoomAwareness {
   readonly #revival: AwarenessRevival
   /** The states whose clocks the room raised in the message being applied. */
   #raised: ReadonlySet<number> | null = null
+  /** Merges changes into one frame per interval (see awareness-coalescing.ts). */
+  readonly #coalescing: AwarenessCoalescing
 
   readonly #maxStates: number
 
-  constructor (doc: Y.Doc, sink: AwarenessSink, maxStates = DEFAULT_MAX_AWARENESS_STATES_PER_ROOM) {
+  /** `intervalMs`: at most one awareness frame (and one bus message) per interval. */
+  constructor (doc: Y.Doc, sink: AwarenessSink, maxStates = DEFAULT_MAX_AWARENESS_STATES_PER_ROOM, intervalMs?: number) {
     this.#sink = sink
     this.#maxStates = maxStates
     this.awareness = new awarenessProtocol.Awareness(doc)
     this.awareness.setLocalState(null)
     this.awareness.on('update', this.#onUpdate)
     this.#revival = new AwarenessRevival(this.awareness)
+    this.#coalescing = new AwarenessCoalescing(this.awareness, {
+      broadcast: (update) => sink.broadcast(protocol.encodeAwareness(update), null),
+      publish: (update) => sink.publish(update),
+    }, intervalMs)
   }
 
   /** Records a peer that joined now, and sends it every known state. */
@@ -108,6 +116,9 @@ export class RoomAwareness {
   }
 
   destroy (): void {
+    // What waits is sent first: the removals of the last peers' states must still reach other instances.
+    this.#coalescing.flush()
+    this.#coalescing.destroy()
     this.#owned.clear()
     this.awareness.destroy()
   }
@@ -177,15 +188,23 @@ export class RoomAwareness {
       for (const id of removed) ids.delete(id)
     }
     this.#revival.changed(updated, removed)
-    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, added.concat(updated, removed))
+    const changed = added.concat(updated, removed)
+    // Other instances time states out themselves, and never re-publish what came from the bus.
+    const local = ids !== undefined || origin === ORIGIN_CLOSE || origin === ORIGIN_CLIENT
+    const raised = this.#raised
+    if (ids === undefined || raised === null || raised.size === 0) {
+      this.#coalescing.changed(changed, local)
+      return
+    }
     // The sender of a state whose clock the room raised hears of it as a removal at that clock. Sent the
     // state itself, a client takes the room's copy for news and overwrites any change it made since it
     // sent it; told its state was removed, y-protocols keeps the client's own state, moves its clock past
-    // the room's, and the client announces what it has now.
-    const raised = this.#raised
-    const own = ids !== undefined && raised !== null && raised.size > 0 ? asRemovals(update, raised) : update
+    // the room's, and the client announces what it has now. That frame is the sender's alone, so it is
+    // sent at once, after whatever was waiting.
+    this.#coalescing.flush()
+    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
+    const own = asRemovals(update, raised)
     this.#sink.broadcast(protocol.encodeAwareness(update), own === update ? null : { peer: origin as Peer, frame: protocol.encodeAwareness(own) })
-    // Other instances time states out themselves, and never re-publish what came from the bus.
-    if (ids !== undefined || origin === ORIGIN_CLOSE || origin === ORIGIN_CLIENT) this.#sink.publish(update)
+    this.#sink.publish(update)
   }
 }

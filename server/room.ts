@@ -38,6 +38,8 @@ export interface RoomContext {
   readonly maxAwarenessStates?: number
   /** Hears of stored updates that could not be applied (see `applyStored`): skipped, or refused after their commit. */
   readonly onSkipped?: (count: number) => void
+  /** At most one awareness frame per this many ms (see awareness-coalescing.ts); default 50. */
+  readonly awarenessIntervalMs?: number
 }
 
 export type RoomEvent = 'update' | 'awareness'
@@ -130,7 +132,7 @@ export class Room {
         this.#notify('awareness')
       },
       publish: (update) => this.#publish({ kind: 'awareness', data: update }),
-    }, ctx.maxAwarenessStates)
+    }, ctx.maxAwarenessStates, ctx.awarenessIntervalMs)
     this.awareness = this.#awareness.awareness
     this.loaded = this.#load(after)
     this.loaded.catch(() => {})

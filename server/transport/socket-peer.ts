@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocket, type RawData } from 'ws'
+import { EchoAllowance, isAwarenessEcho } from '../awareness-echo.js'
 import type { Slot } from '../connection-limits.js'
 import { closeReason, SyncError, type ErrorCode } from '../errors.js'
 import type { InputBudget } from '../input-budget.js'
@@ -33,6 +34,12 @@ export interface SocketPeerContext {
   readonly onError?: (code: ErrorCode) => void
 }
 
+/**
+ * Awareness echoes a socket may owe at once: a room sends each socket at most 20 awareness frames a
+ * second, and a client a few seconds behind still owes only those.
+ */
+const ECHO_ALLOWANCE = 256
+
 /** The peer a socket belongs to, kept on the socket so that one listener function serves every socket. */
 const kPeer = Symbol('socket peer')
 type PeerSocket = WebSocket & { [kPeer]: SocketPeer }
@@ -56,6 +63,8 @@ export class SocketPeer implements Peer {
   readonly #room: Room
   readonly #slot: Slot
   readonly #bucket: TokenBucket
+  /** Awareness echoes the socket may send without spending tokens (see awareness-echo.ts). */
+  readonly #echoes = new EchoAllowance(ECHO_ALLOWANCE)
   #closed = false
   /** Frames received before the room loaded; null once joined. */
   #backlog: Uint8Array[] | null = []
@@ -120,6 +129,7 @@ export class SocketPeer implements Peer {
       return
     }
     if (frame.length > this.#largestPending) this.#largestPending = frame.length
+    this.#echoes.sent(frame)
     this.#ctx.frames.send(ws, frame)
     const counters = this.#ctx.counters
     if (counters !== undefined) { counters.messagesOut++; counters.bytesOut += frame.length }
@@ -163,11 +173,15 @@ export class SocketPeer implements Peer {
   received (data: RawData, isBinary: boolean): void {
     if (this.#closed) return
     this.#completed = true
-    if (!this.#bucket.take()) return this.#fail(new SyncError('RATE_LIMITED', `more than ${this.#ctx.messagesPerSecond} messages a second`))
-    if (!isBinary) return this.#fail(new SyncError('BAD_MESSAGE', 'text frames are not part of the protocol'))
     const frame = toBytes(data)
     const counters = this.#ctx.counters
     if (counters !== undefined) { counters.messagesIn++; counters.bytesIn += frame.length }
+    // A stock client's echo of the room's own states changes nothing: dropped, and free up to one per
+    // awareness frame the socket was sent, so a busy room's echoes do not count as the client's traffic.
+    const echo = isBinary && this.#backlog === null && isAwarenessEcho(frame, this.#room.awareness)
+    if (!(echo && this.#echoes.take()) && !this.#bucket.take()) return this.#fail(new SyncError('RATE_LIMITED', `more than ${this.#ctx.messagesPerSecond} messages a second`))
+    if (!isBinary) return this.#fail(new SyncError('BAD_MESSAGE', 'text frames are not part of the protocol'))
+    if (echo) return
     if (this.#backlog === null) return this.#handle(frame)
     // A client sends its step 1, its awareness and maybe its step 2 (the whole document) before it hears
     // from the room; held without a bound, frames of a room slow to load could fill memory.
