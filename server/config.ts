@@ -79,7 +79,7 @@ export const KEYS = {
   maxConnections: { env: 'MAX_CONNECTIONS', flag: '--max-connections', help: 'connections per instance; more get HTTP 503', fallback: '10000' },
   maxConnectionsPerIp: { env: 'MAX_CONNECTIONS_PER_IP', flag: '--max-connections-per-ip', help: 'connections per client address; more get HTTP 503', fallback: '1000' },
   maxConnectionsPerRoom: { env: 'MAX_CONNECTIONS_PER_ROOM', flag: '--max-connections-per-room', help: 'connections per room; more get HTTP 503', fallback: '1000' },
-  messagesPerSecond: { env: 'MAX_MESSAGES_PER_SECOND', flag: '--max-messages-per-second', help: 'sustained messages a second per socket; over it closes with 4429', fallback: '100' },
+  messagesPerSecond: { env: 'MAX_MESSAGES_PER_SECOND', flag: '--max-messages-per-second', help: 'sustained messages a second per socket; over it closes with 4529 (4429 when its address keeps doing it)', fallback: '100' },
   messageBurst: { env: 'MESSAGE_BURST', flag: '--message-burst', help: 'messages a socket may send at once on top of the rate', fallback: '300' },
   pollRequestsPerSecond: { env: 'MAX_POLL_REQUESTS_PER_SECOND', flag: '--max-poll-requests-per-second', help: 'sustained long-poll requests a second per client address (burst: twice that); over it answers 429 with Retry-After', fallback: '200' },
   maxBufferedBytes: { env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', help: 'unsent bytes a socket may hold; more closes it with 4508', fallback: String(16 * 1024 * 1024) },

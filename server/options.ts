@@ -74,7 +74,7 @@ export interface SyncServerOptions {
   readonly maxConnectionsPerIp?: number
   /** Connections to one room. Default 1000. */
   readonly maxConnectionsPerRoom?: number
-  /** Sustained messages a second per socket; over it, the socket closes with 4429. Default 100. */
+  /** Sustained messages a second per socket; over it, the socket closes with 4529 (4429 when repeated). Default 100. */
   readonly messagesPerSecond?: number
   /** Messages a socket may send at once on top of the rate. Default 300. */
   readonly messageBurst?: number

@@ -9,6 +9,7 @@ import type { TrafficCounters } from '../metrics.js'
 import type { Peer } from '../peer.js'
 import { decodeMessage, ProtocolError } from '../protocol.js'
 import { TokenBucket } from '../rate-limit.js'
+import type { RateLimitStrikes } from '../rate-limit-strikes.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
 import type { SharedFrame } from './shared-frame.js'
@@ -29,6 +30,8 @@ export interface SocketPeerContext {
   readonly messageBurst: number
   readonly inputBudget: InputBudget
   readonly inputTimeoutMs: number
+  /** Breaches of the message rate per address: transient closes first, final only when repeated. */
+  readonly strikes: RateLimitStrikes
   readonly counters?: TrafficCounters
   readonly onClose?: (code: number) => void
   readonly onError?: (code: ErrorCode) => void
@@ -169,6 +172,13 @@ export class SocketPeer implements Peer {
     this.close(failure.closeCode, failure.message)
   }
 
+  /** Closes a socket over its rate: transient at first, final for an address that keeps doing it. */
+  #rateLimited (): void {
+    const detail = `more than ${this.#ctx.messagesPerSecond} messages a second`
+    const strike = this.#ctx.strikes.strike(this.#address)
+    this.#fail(new SyncError(strike === 'final' ? 'RATE_LIMITED_REPEATEDLY' : 'RATE_LIMITED', detail))
+  }
+
   /** @internal Called by the socket's listeners only. */
   received (data: RawData, isBinary: boolean): void {
     if (this.#closed) return
@@ -179,7 +189,7 @@ export class SocketPeer implements Peer {
     // A stock client's echo of the room's own states changes nothing: dropped, and free up to one per
     // awareness frame the socket was sent, so a busy room's echoes do not count as the client's traffic.
     const echo = isBinary && this.#backlog === null && isAwarenessEcho(frame, this.#room.awareness)
-    if (!(echo && this.#echoes.take()) && !this.#bucket.take()) return this.#fail(new SyncError('RATE_LIMITED', `more than ${this.#ctx.messagesPerSecond} messages a second`))
+    if (!(echo && this.#echoes.take()) && !this.#bucket.take()) return this.#rateLimited()
     if (!isBinary) return this.#fail(new SyncError('BAD_MESSAGE', 'text frames are not part of the protocol'))
     if (echo) return
     if (this.#backlog === null) return this.#handle(frame)

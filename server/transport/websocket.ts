@@ -8,6 +8,7 @@ import { closeReason, SyncError, type ErrorCode } from '../errors.js'
 import type { TrafficCounters } from '../metrics.js'
 import type { InputBudget } from '../input-budget.js'
 import { encodePermissionDenied } from '../protocol.js'
+import { RateLimitStrikes } from '../rate-limit-strikes.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
 import { SharedFrame } from './shared-frame.js'
@@ -60,7 +61,7 @@ export class WebSocketTransport {
   constructor (options: WebSocketOptions) {
     this.#options = options
     // A broadcast's frame is framed once for all of its sockets (SharedFrame).
-    this.#peerContext = { ...options, frames: new SharedFrame(), peers: this.#peers }
+    this.#peerContext = { ...options, frames: new SharedFrame(), peers: this.#peers, strikes: new RateLimitStrikes() }
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false })
     this.#heartbeat = setInterval(() => this.#ping(), options.pingIntervalMs)
     this.#heartbeat.unref()
@@ -95,6 +96,13 @@ export class WebSocketTransport {
       validateRoomName(name, this.#options.maxRoomNameLength)
     } catch (error) {
       this.#refuse(request, socket, head, error, name, address)
+      return
+    }
+    // An address whose socket went over its message rate waits a while (see rate-limit-strikes.ts).
+    const pause = this.#peerContext.strikes.pause(address)
+    if (pause > 0) {
+      this.#options.onError?.('RATE_LIMITED')
+      refuseUpgrade(socket, 429, 'too many messages lately; reconnect later', { 'Retry-After': String(Math.ceil(pause / 1000)) })
       return
     }
     // Capacity is refused before the upgrade, the cheapest answer: no socket, no room load. The stock

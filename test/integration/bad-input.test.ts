@@ -28,7 +28,7 @@ describe('bad input', () => {
   let round = 0
 
   before(async () => {
-    // The rate limit (tested in limits.test.ts) would close the 10,000-frame socket below with 4429.
+    // The rate limit (tested in limits.test.ts) would close the 10,000-frame socket below with 4529.
     server = await startServer({ storage, maxMessageBytes: 16 * 1024 * 1024, messagesPerSecond: 1_000_000, messageBurst: 1_000_000 })
     a = connectClient(server.url, 'victim')
     b = connectClient(server.url, 'victim')

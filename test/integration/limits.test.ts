@@ -92,14 +92,33 @@ describe('limits', () => {
     await stillConverge(peers, 'still here')
   })
 
-  it('closes a socket over its message rate with 4429; its peers go on', async () => {
+  it('closes a socket over its message rate with 4529, transient, and pauses its address; its peers go on', async () => {
     const server = await serve({ messagesPerSecond: 20, messageBurst: 40 })
     const peers = await pair(server, 'flood')
     const raw = await openRaw(server.url, 'flood')
     for (let i = 0; i < 200; i++) raw.send(protocol.encodeQueryAwareness())
     const closed = await raw.closed
-    assert.equal(closed.code, 4429)
+    assert.equal(closed.code, 4529)
+    // The stock client reconnects (4529 is not final) into a pause: refused before the upgrade, it backs off.
+    const refused = await attempt(`${server.url}/flood`)
+    sockets.push(refused.ws)
+    assert.equal(refused.status, 429)
     await stillConverge(peers, 'still here')
+  })
+
+  it('closes with 4429, final, only a socket whose address went over the rate again and again', async () => {
+    const server = await serve({ messagesPerSecond: 20, messageBurst: 40 })
+    const codes: number[] = []
+    for (let strike = 1; strike <= 4; strike++) {
+      const raw = await waitFor(async () => {
+        const opened = await openRaw(server.url, 'flood-again')
+        if (opened.ws.readyState === WebSocket.OPEN) return opened
+        return null
+      }, { timeoutMs: 20_000, intervalMs: 250, message: `the pause after strike ${strike - 1} to end` })
+      for (let i = 0; i < 200; i++) raw.send(protocol.encodeQueryAwareness())
+      codes.push((await raw.closed).code)
+    }
+    assert.deepEqual(codes, [4529, 4529, 4529, 4429])
   })
 
   it('refuses connections over the per-address limit with 503, reading X-Forwarded-For only when trusted', async () => {
