@@ -53,6 +53,16 @@ export interface Sizes {
     readonly loadgens: number
     readonly timeoutMs: number
   }
+  readonly presence: {
+    /** Room sizes: one room of each, every client moving its cursor `hz` times a second. */
+    readonly clients: readonly number[]
+    readonly hz: number
+    /** Clients per load generator that record arrival times. */
+    readonly probes: number
+    readonly loadgens: number
+    readonly warmupMs: number
+    readonly measureMs: number
+  }
 }
 
 export const FULL: Sizes = {
@@ -61,6 +71,7 @@ export const FULL: Sizes = {
   storm: { rooms: 50, clients: 2000, docBytes: 50_000, loadgens: 4 },
   bigdoc: { joins: 20, editsPerUpdate: 1000, maxEdits: Number.POSITIVE_INFINITY },
   cluster: { clients: 200, writers: 4, probes: 20, rooms: 50, rates: [100, 1000, 5000], seconds: 3, minUpdates: 600, maxUpdates: 15_000, burst: 1000, loadgens: 2, timeoutMs: 30_000 },
+  presence: { clients: [50, 100, 200], hz: 5, probes: 10, loadgens: 2, warmupMs: 5000, measureMs: 15_000 },
 }
 
 /** Small enough for a smoke test: proves the harness, measures nothing. */
@@ -70,6 +81,7 @@ export const TINY: Sizes = {
   storm: { rooms: 3, clients: 12, docBytes: 2_000, loadgens: 1 },
   bigdoc: { joins: 2, editsPerUpdate: 1000, maxEdits: 5000 },
   cluster: { clients: 12, writers: 2, probes: 2, rooms: 3, rates: [100], seconds: 0.5, minUpdates: 0, maxUpdates: 100, burst: 50, loadgens: 2, timeoutMs: 10_000 },
+  presence: { clients: [6], hz: 5, probes: 2, loadgens: 1, warmupMs: 500, measureMs: 1500 },
 }
 
 export interface Context {

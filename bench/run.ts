@@ -3,9 +3,9 @@
  *
  * Starts each server in its own process, drives it from forked load generators, checks convergence in
  * every scenario and prints a Markdown table of medians over repeats, with the project's ratio to each
- * peer. Scenarios: fanout, rooms, storm, bigdoc (all by default), and cluster (three instances of the
- * project and of Hocuspocus on Redis, behind a no-affinity proxy; needs Postgres on 127.0.0.1:5432 or
- * BENCH_DATABASE_URL, and redis-server on the PATH).
+ * peer. Scenarios: fanout, rooms, storm, bigdoc, presence (all by default), and cluster (three
+ * instances of the project and of Hocuspocus on Redis, behind a no-affinity proxy; needs Postgres on
+ * 127.0.0.1:5432 or BENCH_DATABASE_URL, and redis-server on the PATH).
  */
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -13,15 +13,16 @@ import { bigdoc } from './bigdoc.js'
 import { cluster } from './cluster.js'
 import { FULL, TINY, type Context, type Scenario, type Sizes } from './context.js'
 import { fanout } from './fanout.js'
+import { presence } from './presence.js'
 import { rooms } from './rooms.js'
 import { SERVER_KINDS, type ServerKind } from './servers.js'
 import { table, type Row } from './stats.js'
 import { storm } from './storm.js'
 
-export const SCENARIOS: Record<string, Scenario> = { fanout, rooms, storm, bigdoc, cluster }
+export const SCENARIOS: Record<string, Scenario> = { fanout, rooms, storm, bigdoc, presence, cluster }
 
 /** What `npm run bench` runs without naming scenarios; `cluster` needs Redis and Postgres, so it is asked for by name. */
-const DEFAULT_SCENARIOS = ['fanout', 'rooms', 'storm', 'bigdoc']
+const DEFAULT_SCENARIOS = ['fanout', 'rooms', 'storm', 'bigdoc', 'presence']
 
 export interface BenchOptions {
   readonly scenarios: readonly string[]
