@@ -2,8 +2,9 @@
  * A raw client that moves a cursor and behaves, on awareness, like the stock provider of its server:
  * the y-websocket provider sends back every awareness change it receives (one message per frame that
  * changed anything); Hocuspocus's provider sends only its own changes. No Y.Doc and no Awareness: ids and
- * clocks are read from the bytes and the states' JSON is parsed only by latency probes, so that a few
- * load-generator processes can hold hundreds of clients without becoming the bottleneck.
+ * clocks are read from the bytes, echoes are the entries' bytes as received, and the states' JSON is
+ * parsed only by latency probes, so that a few load-generator processes can hold hundreds of clients
+ * without becoming the bottleneck.
  *
  * A cursor state carries the time it was set (`t`, ms on the shared clock): a probe receiving a newer
  * state of another client records the time it took to arrive.
@@ -87,12 +88,7 @@ export class PresenceClient {
       encoding.writeVarUint(update, clock)
       encoding.writeVarString(update, state)
     }
-    const frame = encoding.createEncoder()
-    if (this.#prefix !== null) encoding.writeVarString(frame, this.#prefix)
-    encoding.writeVarUint(frame, MESSAGE_AWARENESS)
-    encoding.writeVarUint8Array(frame, encoding.toUint8Array(update))
-    this.framesOut++
-    this.#ws.send(encoding.toUint8Array(frame))
+    this.#sendUpdate(encoding.toUint8Array(update))
   }
 
   #receive (data: Buffer, codec: ReturnType<typeof makeCodec>): void {
@@ -106,20 +102,43 @@ export class PresenceClient {
     }
     this.framesIn++
     const at = now()
-    const update = decoding.createDecoder(decoding.readVarUint8Array(decoder))
-    const changed: Entry[] = []
+    const bytes = decoding.readVarUint8Array(decoder)
+    const update = decoding.createDecoder(bytes)
+    // The changed entries' bytes, sent back as they came: what the stock provider's echo holds, without
+    // the cost of decoding and encoding every state in the load generator.
+    const changed: Uint8Array[] = []
     for (let n = decoding.readVarUint(update); n > 0; n--) {
+      const start = update.pos
       const client = decoding.readVarUint(update)
       const clock = decoding.readVarUint(update)
-      const state = decoding.readVarString(update)
+      const size = decoding.readVarUint(update)
+      const stateAt = update.pos
+      update.pos += size
       if ((this.#held.get(client) ?? -1) >= clock) continue
       this.#held.set(client, clock)
-      changed.push([client, clock, state])
-      if (this.#options.probe && client !== this.id && state !== 'null') {
-        const sent = (JSON.parse(state) as { t?: number }).t
+      changed.push(bytes.subarray(start, update.pos))
+      if (this.#options.probe && client !== this.id && size !== 4) {
+        const sent = (JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + stateAt, size).toString('utf8')) as { t?: number }).t
         if (typeof sent === 'number') this.latencies.push(at - sent)
       }
     }
-    if (changed.length > 0 && this.#options.dialect === 'y-websocket') this.#send(changed)
+    if (changed.length > 0 && this.#options.dialect === 'y-websocket') this.#sendRaw(changed)
+  }
+
+  /** An awareness frame of entries already encoded. */
+  #sendRaw (entries: readonly Uint8Array[]): void {
+    const update = encoding.createEncoder()
+    encoding.writeVarUint(update, entries.length)
+    for (const entry of entries) encoding.writeUint8Array(update, entry)
+    this.#sendUpdate(encoding.toUint8Array(update))
+  }
+
+  #sendUpdate (update: Uint8Array): void {
+    const frame = encoding.createEncoder()
+    if (this.#prefix !== null) encoding.writeVarString(frame, this.#prefix)
+    encoding.writeVarUint(frame, MESSAGE_AWARENESS)
+    encoding.writeVarUint8Array(frame, update)
+    this.framesOut++
+    this.#ws.send(encoding.toUint8Array(frame))
   }
 }
