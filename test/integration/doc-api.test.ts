@@ -148,6 +148,22 @@ describe('document API', () => {
     assert.equal((await json(await fetch(`${base}/posted`, { headers: reader }))).text, 'hello')
   })
 
+  it('refuses with 409 an update that holds other content under ids the room holds, and applies nothing', async () => {
+    const made = (text: string): Uint8Array => {
+      const doc = new Y.Doc()
+      doc.clientID = 777
+      doc.getText('text').insert(0, text)
+      return Y.encodeStateAsUpdate(doc)
+    }
+    assert.equal((await fetch(`${base}/same-ids/update`, { method: 'POST', headers: writer, body: made('first') })).status, 200)
+    const response = await fetch(`${base}/same-ids/update`, { method: 'POST', headers: writer, body: made('other') })
+    assert.equal(response.status, 409)
+    assert.equal((await json(response)).error, 'CONFLICTING_UPDATE')
+    // The same content again is a resend, not a conflict.
+    assert.equal((await fetch(`${base}/same-ids/update`, { method: 'POST', headers: writer, body: made('first') })).status, 200)
+    assert.equal((await json(await fetch(`${base}/same-ids`, { headers: reader }))).text, 'first')
+  })
+
   it('refuses other methods with 405 and an Allow header', async () => {
     const response = await fetch(`${base}/posted`, { method: 'DELETE', headers: writer })
     assert.equal(response.status, 405)
