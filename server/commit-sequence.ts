@@ -44,6 +44,11 @@ export class CommitSequence {
     return this.#applied
   }
 
+  /** Whether commit `seq` is in the document. */
+  has (seq: number): boolean {
+    return seq <= this.#applied || this.#above.has(seq)
+  }
+
   /** Commit `seq` is in the document. */
   holds (seq: number): void {
     if (seq <= this.#applied) return

@@ -92,6 +92,8 @@ export class Room {
   readonly #tracked: boolean
   /** Storage refused a batch: the queue waits, out of the committer's reach, to be admitted again. */
   #readmitting = false
+  /** What applying a committed batch added to the document (see `committed`). */
+  #committedDelta: Uint8Array | null = null
   #subscription: BusSubscription | null = null
   #busBacklog: BusMessage[] | null = []
   #listeners = new Set<(event: RoomEvent) => void>()
@@ -352,13 +354,24 @@ export class Room {
     let refused = new Set<PendingUpdate>()
     try {
       if (!this.#destroyed) {
+        // A catch-up read may have brought this commit already: then what applying it adds is not all of it.
+        const broughtAlready = this.#tracked && this.#commits.has(seq)
         const fresh = batch.filter((item) => !item.applied)
+        this.#committedDelta = null
         if (fresh.length > 0) refused = this.#applyCommitted(fresh)
-        for (const item of batch) if (item.applied) this.#sendUpdate(item.update)
-        const updates = batch.filter((item) => !refused.has(item)).map((item) => item.update)
-        // A commit whose every update was refused still goes out: the bus numbers commits.
-        const data = updates.length === 0 ? new Uint8Array([0, 0]) : updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)
-        this.#publish({ kind: 'update', data, ...(this.#tracked ? { seq } : {}) })
+        const serverEdits = batch.filter((item) => item.applied).map((item) => item.update)
+        for (const update of serverEdits) this.#sendUpdate(update)
+        if (this.#ctx.bus !== null) {
+          // The message holds the whole commit, so that a receiver holding it holds that commit: what
+          // applying it added (every struct, being new; deletions already here come with the commit that
+          // made them), or, when that is not all of it, the batch merged.
+          let parts = [...(this.#committedDelta === null ? [] : [this.#committedDelta]), ...serverEdits]
+          if (broughtAlready || refused.size > 0 || parts.length === 0) parts = batch.filter((item) => !refused.has(item)).map((item) => item.update)
+          // A commit whose every update was refused still goes out: the bus numbers commits.
+          const data = parts.length === 0 ? new Uint8Array([0, 0]) : parts.length === 1 ? parts[0]! : Y.mergeUpdates(parts)
+          this.#publish({ kind: 'update', data, ...(this.#tracked ? { seq } : {}) })
+        }
+        this.#committedDelta = null
         if (this.#tracked) this.#commits.holds(seq)
       }
     } finally {
@@ -458,6 +471,7 @@ export class Room {
     this.#step1Frame = null
     this.#fullStep2Frame = null
     if (origin === ORIGIN_COMMITTED || origin === ORIGIN_BUS) {
+      if (origin === ORIGIN_COMMITTED) this.#committedDelta = update
       this.#sendUpdate(update)
       return
     }
