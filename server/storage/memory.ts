@@ -46,7 +46,13 @@ export class MemoryStorage implements Storage {
       }
       const seq = ++room.seq
       for (const { update } of list) room.log.push({ data: update.slice(), seq })
-      room.recent = [...room.recent.filter((claim) => claim.seq > seq - CLAIM_WINDOW), ...claims.map((claim) => ({ ...claim, seq }))]
+      const recent = room.recent.filter((old) => old.seq > seq - CLAIM_WINDOW)
+      // A client's claim that continues its recent one replaces it (see CLAIM_WINDOW).
+      const continued = (old: Claim): Claim | undefined => claims.find((claim) => claim.client === old.client && claim.from === old.to)
+      room.recent = [
+        ...recent.filter((old) => continued(old) === undefined),
+        ...claims.map((claim) => ({ ...claim, from: recent.find((old) => old.client === claim.client && old.to === claim.from)?.from ?? claim.from, seq })),
+      ]
       result.set(name, seq)
     }
     return result

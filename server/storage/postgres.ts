@@ -203,9 +203,13 @@ export class PostgresStorage implements Storage {
          ON CONFLICT (room) DO UPDATE SET seq = h.seq + 1, after = excluded.after,
            (claim_seq, claim_client, claim_from, claim_to) = (
              SELECT coalesce(array_agg(s), '{}'), coalesce(array_agg(c), '{}'), coalesce(array_agg(f), '{}'), coalesce(array_agg(t), '{}')
-             FROM (SELECT * FROM unnest(h.claim_seq, h.claim_client, h.claim_from, h.claim_to) AS o(s, c, f, t) WHERE o.s > h.seq + 1 - ${CLAIM_WINDOW}
+             FROM (SELECT * FROM unnest(h.claim_seq, h.claim_client, h.claim_from, h.claim_to) AS o(s, c, f, t)
+                   WHERE o.s > h.seq + 1 - ${CLAIM_WINDOW} AND NOT EXISTS (
+                     SELECT 1 FROM unnest(excluded.claim_client, excluded.claim_from) AS n(c, f) WHERE n.c = o.c AND n.f = o.t)
                    UNION ALL
-                   SELECT h.seq + 1, n.c, n.f, n.t FROM unnest(excluded.claim_client, excluded.claim_from, excluded.claim_to) AS n(c, f, t)) AS kept)
+                   SELECT h.seq + 1, n.c, coalesce((SELECT min(o.f) FROM unnest(h.claim_seq, h.claim_client, h.claim_from, h.claim_to) AS o(s, c, f, t)
+                     WHERE o.s > h.seq + 1 - ${CLAIM_WINDOW} AND o.c = n.c AND o.t = n.f), n.f), n.t
+                   FROM unnest(excluded.claim_client, excluded.claim_from, excluded.claim_to) AS n(c, f, t)) AS kept)
          WHERE excluded.after IS NULL OR (excluded.after >= h.seq - ${CLAIM_WINDOW} AND NOT EXISTS (
            SELECT 1 FROM unnest(h.claim_seq, h.claim_client, h.claim_from, h.claim_to) AS o(s, c, f, t),
              unnest(excluded.claim_client, excluded.claim_from, excluded.claim_to) AS n(c, f, t)

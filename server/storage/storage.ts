@@ -70,8 +70,13 @@ export interface StoredRoom {
   readonly seq: number
 }
 
-/** How many of a room's latest commits keep their claims: a writer further behind is refused. */
-export const CLAIM_WINDOW = 32
+/**
+ * How many of a room's latest commits keep their claims: a writer further behind is refused (and catches
+ * up). A client's claim that continues its previous one is merged with it, under the newer commit: that
+ * keeps one entry per client that wrote lately, not one per commit. It is safe because a writer that
+ * holds the older commit holds that part of the range and never claims it again.
+ */
+export const CLAIM_WINDOW = 256
 
 /** Whether `claims` overlap a claim of a commit after `after` among `recent` (each tagged with its commit). */
 export const claimsCollide = (recent: ReadonlyArray<Claim & { readonly seq: number }>, after: number, claims: readonly Claim[]): boolean =>
