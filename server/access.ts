@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { SyncError } from './errors.js'
+import { NUMBER_OPTIONS } from './options.js'
 
 export interface Access {
   /** `read`: receives everything, may change nothing. */
@@ -14,8 +15,6 @@ export interface Access {
 /** Decides who may open `room`. Throw a SyncError (UNAUTHENTICATED, FORBIDDEN, ...) to refuse. */
 export type Authorize = (request: IncomingMessage, room: string) => Access | Promise<Access>
 
-/** Longest room name accepted by default. */
-export const DEFAULT_MAX_ROOM_NAME_LENGTH = 256
 
 /**
  * The characters of a URL path (RFC 3986 `pchar` plus `/`), with `%` only as a well-formed escape:
@@ -24,7 +23,7 @@ export const DEFAULT_MAX_ROOM_NAME_LENGTH = 256
 const ROOM_NAME = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})+$/
 
 /** Throws BAD_ROOM unless `name` is a usable room name; the message says why. */
-export const validateRoomName = (name: string, maxLength = DEFAULT_MAX_ROOM_NAME_LENGTH): void => {
+export const validateRoomName = (name: string, maxLength: number = NUMBER_OPTIONS.maxRoomNameLength.default): void => {
   if (name.length === 0) throw new SyncError('BAD_ROOM', 'room name is empty')
   if (name.length > maxLength) throw new SyncError('BAD_ROOM', `room name is longer than ${maxLength} characters`)
   if (!ROOM_NAME.test(name)) {

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { LOG_LEVELS, type LogLevel } from './log.js'
-import { MAX_CONNECTION_AGE_MS, MAX_TIMER_MS } from './options.js'
+import { NUMBER_OPTIONS, OTHER_DEFAULTS, type NumberOption, type NumberOptionName } from './options.js'
 
 /** Everything `main.ts` reads from the environment and the command line. */
 export interface Config {
@@ -32,7 +32,8 @@ export interface Config {
   readonly maxConnectionsPerIp: number
   readonly maxConnectionsPerRoom: number
   readonly messagesPerSecond: number
-  readonly messageBurst: number
+  /** null: the server's default (MIN_MESSAGE_BURST or the rate, whichever is larger). */
+  readonly messageBurst: number | null
   readonly pollRequestsPerSecond: number
   readonly maxBufferedBytes: number
   readonly maxRooms: number
@@ -50,7 +51,16 @@ interface Key {
   readonly fallback: string | null
 }
 
-/** Every setting: its environment variable, its flag, what it is for and its default. */
+/** The default of a numeric option as text, from the one table of them (options.ts). */
+const fallbackOf = (name: NumberOptionName): string | null => {
+  const value = NUMBER_OPTIONS[name].default
+  return value === null ? null : String(value)
+}
+
+/**
+ * Every setting: its environment variable, its flag, what it is for and its default. The defaults of the
+ * settings that are SyncServer options come from NUMBER_OPTIONS, and so do their ranges.
+ */
 export const KEYS = {
   port: { env: 'PORT', flag: '--port', help: 'TCP port to listen on', fallback: '8080' },
   host: { env: 'HOST', flag: '--host', help: 'address to listen on', fallback: '0.0.0.0' },
@@ -60,35 +70,35 @@ export const KEYS = {
   databaseSchema: { env: 'DATABASE_SCHEMA', flag: '--database-schema', help: 'Postgres schema of the tables (created on start)', fallback: 'public' },
   redisUrl: { env: 'REDIS_URL', flag: '--redis-url', help: 'redis:// URL: the bus between instances', fallback: null },
   redisPrefix: { env: 'REDIS_PREFIX', flag: '--redis-prefix', help: 'prefix of the Redis stream keys (one stream per room)', fallback: 'yjs-relay:' },
-  maxConnectionAgeMs: { env: 'MAX_CONNECTION_AGE_MS', flag: '--max-connection-age-ms', help: 'close sockets (code 4000) after this age plus up to 10% jitter; off when unset', fallback: null },
+  maxConnectionAgeMs: { env: 'MAX_CONNECTION_AGE_MS', flag: '--max-connection-age-ms', help: 'close sockets (code 4000) after this age plus up to 10% jitter; off when unset', fallback: fallbackOf('maxConnectionAgeMs') },
   authSecret: { env: 'AUTH_SECRET', flag: '--auth-secret', help: 'HS256 secret: require signed tokens', fallback: null },
   metricsToken: { env: 'METRICS_TOKEN', flag: '--metrics-token', help: 'GET /metrics needs "Authorization: Bearer <token>"; public when unset', fallback: null },
   logLevel: { env: 'LOG_LEVEL', flag: '--log-level', help: LOG_LEVELS.join(', '), fallback: 'info' },
-  maxMessageBytes: { env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', help: 'largest frame or request body; larger closes with 1009', fallback: String(16 * 1024 * 1024) },
-  pingIntervalMs: { env: 'PING_INTERVAL_MS', flag: '--ping-interval-ms', help: 'ping sockets this often; terminate one that missed the previous pong', fallback: '30000' },
-  roomIdleMs: { env: 'ROOM_IDLE_MS', flag: '--room-idle-ms', help: 'unload a room this long after its last client left', fallback: '10000' },
-  shutdownSpreadMs: { env: 'SHUTDOWN_SPREAD_MS', flag: '--shutdown-spread-ms', help: 'on SIGTERM, spread socket closes (1012) over this long', fallback: '3000' },
-  maxHeldPolls: { env: 'MAX_HELD_POLLS', flag: '--max-held-polls', help: 'long polls one instance holds at once; past it a poll is answered 503 with Retry-After', fallback: '2000' },
-  demo: { env: 'DEMO', flag: '--demo', help: 'enable the reconnect demo endpoints (true/false)', fallback: 'false' },
+  maxMessageBytes: { env: 'MAX_MESSAGE_BYTES', flag: '--max-message-bytes', help: 'largest frame or request body; larger closes with 1009', fallback: fallbackOf('maxMessageBytes') },
+  pingIntervalMs: { env: 'PING_INTERVAL_MS', flag: '--ping-interval-ms', help: 'ping sockets this often; terminate one that missed the previous pong', fallback: fallbackOf('pingIntervalMs') },
+  roomIdleMs: { env: 'ROOM_IDLE_MS', flag: '--room-idle-ms', help: 'unload a room this long after its last client left', fallback: fallbackOf('roomIdleMs') },
+  shutdownSpreadMs: { env: 'SHUTDOWN_SPREAD_MS', flag: '--shutdown-spread-ms', help: 'on SIGTERM, spread socket closes (1012) over this long', fallback: fallbackOf('shutdownSpreadMs') },
+  maxHeldPolls: { env: 'MAX_HELD_POLLS', flag: '--max-held-polls', help: 'long polls one instance holds at once; past it a poll is answered 503 with Retry-After', fallback: fallbackOf('maxHeldPolls') },
+  demo: { env: 'DEMO', flag: '--demo', help: 'enable the reconnect demo endpoints (true/false)', fallback: String(OTHER_DEFAULTS.demo) },
   webhookUrl: { env: 'WEBHOOK_URL', flag: '--webhook-url', help: 'http(s) URL: POST a signed notice when a room changes', fallback: null },
   webhookSecret: { env: 'WEBHOOK_SECRET', flag: '--webhook-secret', help: 'HMAC-SHA256 key for the X-Signature-256 header of webhook POSTs', fallback: null },
   webhookTextFields: { env: 'WEBHOOK_TEXT_FIELDS', flag: '--webhook-text-fields', help: 'comma-separated top-level types whose content goes into webhook POSTs', fallback: null },
-  webhookDebounceMs: { env: 'WEBHOOK_DEBOUNCE_MS', flag: '--webhook-debounce-ms', help: 'at most one webhook POST per room this often', fallback: '2000' },
+  webhookDebounceMs: { env: 'WEBHOOK_DEBOUNCE_MS', flag: '--webhook-debounce-ms', help: 'at most one webhook POST per room this often', fallback: fallbackOf('webhook.debounceMs') },
   allowedOrigins: { env: 'ALLOWED_ORIGINS', flag: '--allowed-origins', help: 'comma list of origins browser pages may connect from (others: 4403); any when unset', fallback: null },
-  trustProxy: { env: 'TRUST_PROXY', flag: '--trust-proxy', help: 'proxies in front whose X-Forwarded-For names the client (0: none; true = 1)', fallback: '0' },
-  maxConnections: { env: 'MAX_CONNECTIONS', flag: '--max-connections', help: 'connections per instance; more get HTTP 503', fallback: '10000' },
-  maxConnectionsPerIp: { env: 'MAX_CONNECTIONS_PER_IP', flag: '--max-connections-per-ip', help: 'connections per client address; more get HTTP 503', fallback: '1000' },
-  maxConnectionsPerRoom: { env: 'MAX_CONNECTIONS_PER_ROOM', flag: '--max-connections-per-room', help: 'connections per room; more get HTTP 503', fallback: '1000' },
-  messagesPerSecond: { env: 'MAX_MESSAGES_PER_SECOND', flag: '--max-messages-per-second', help: 'sustained messages a second per socket; over it closes with 4529 (4429 when its address keeps doing it)', fallback: '100' },
-  messageBurst: { env: 'MESSAGE_BURST', flag: '--message-burst', help: 'messages a socket may send at once on top of the rate', fallback: '300' },
-  pollRequestsPerSecond: { env: 'MAX_POLL_REQUESTS_PER_SECOND', flag: '--max-poll-requests-per-second', help: 'sustained long-poll requests a second per client address (burst: twice that); over it answers 429 with Retry-After', fallback: '200' },
-  maxBufferedBytes: { env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', help: 'unsent bytes a socket may hold; more closes it with 4508', fallback: String(16 * 1024 * 1024) },
-  maxRooms: { env: 'MAX_ROOMS', flag: '--max-rooms', help: 'rooms held in memory; the least recently used idle room unloads first', fallback: '10000' },
-  maxRoomNameLength: { env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', help: 'longest room name; longer is refused (4400 / 400)', fallback: '256' },
-  maxUnfinishedInputBytes: { env: 'MAX_UNFINISHED_INPUT_BYTES', flag: '--max-unfinished-input-bytes', help: 'bytes the instance holds in unfinished messages and request bodies; past it new large input is refused (1013 / 503)', fallback: String(128 * 1024 * 1024) },
-  inputTimeoutMs: { env: 'INPUT_TIMEOUT_MS', flag: '--input-timeout-ms', help: 'longest a message or request body may take to arrive in full (1008 / 408)', fallback: '60000' },
-  maxAwarenessStatesPerRoom: { env: 'MAX_AWARENESS_STATES_PER_ROOM', flag: '--max-awareness-states-per-room', help: 'awareness states a room admits from clients; more are refused (1013 / 503) until states go', fallback: '2000' },
-  docRequestsPerSecond: { env: 'MAX_DOC_REQUESTS_PER_SECOND', flag: '--max-doc-requests-per-second', help: 'sustained document API requests a second per client address (burst: twice that); over it answers 429', fallback: '20' },
+  trustProxy: { env: 'TRUST_PROXY', flag: '--trust-proxy', help: 'proxies in front whose X-Forwarded-For names the client (0: none; true = 1)', fallback: fallbackOf('trustProxy') },
+  maxConnections: { env: 'MAX_CONNECTIONS', flag: '--max-connections', help: 'connections per instance; more get HTTP 503', fallback: fallbackOf('maxConnections') },
+  maxConnectionsPerIp: { env: 'MAX_CONNECTIONS_PER_IP', flag: '--max-connections-per-ip', help: 'connections per client address; more get HTTP 503', fallback: fallbackOf('maxConnectionsPerIp') },
+  maxConnectionsPerRoom: { env: 'MAX_CONNECTIONS_PER_ROOM', flag: '--max-connections-per-room', help: 'connections per room; more get HTTP 503', fallback: fallbackOf('maxConnectionsPerRoom') },
+  messagesPerSecond: { env: 'MAX_MESSAGES_PER_SECOND', flag: '--max-messages-per-second', help: 'sustained messages a second per socket; over it closes with 4529 (4429 when its address keeps doing it)', fallback: fallbackOf('messagesPerSecond') },
+  messageBurst: { env: 'MESSAGE_BURST', flag: '--message-burst', help: 'messages a socket may send at once on top of the rate (default: 300 or the rate, whichever is larger)', fallback: fallbackOf('messageBurst') },
+  pollRequestsPerSecond: { env: 'MAX_POLL_REQUESTS_PER_SECOND', flag: '--max-poll-requests-per-second', help: 'sustained long-poll requests a second per client address (burst: twice that); over it answers 429 with Retry-After', fallback: fallbackOf('pollRequestsPerSecond') },
+  maxBufferedBytes: { env: 'MAX_BUFFERED_BYTES', flag: '--max-buffered-bytes', help: 'unsent bytes a socket may hold; more closes it with 4508', fallback: fallbackOf('maxBufferedBytes') },
+  maxRooms: { env: 'MAX_ROOMS', flag: '--max-rooms', help: 'rooms held in memory; the least recently used idle room unloads first', fallback: fallbackOf('maxRooms') },
+  maxRoomNameLength: { env: 'MAX_ROOM_NAME_LENGTH', flag: '--max-room-name-length', help: 'longest room name; longer is refused (4400 / 400)', fallback: fallbackOf('maxRoomNameLength') },
+  maxUnfinishedInputBytes: { env: 'MAX_UNFINISHED_INPUT_BYTES', flag: '--max-unfinished-input-bytes', help: 'bytes the instance holds in unfinished messages and request bodies; past it new large input is refused (1013 / 503)', fallback: fallbackOf('maxUnfinishedInputBytes') },
+  inputTimeoutMs: { env: 'INPUT_TIMEOUT_MS', flag: '--input-timeout-ms', help: 'longest a message or request body may take to arrive in full (1008 / 408)', fallback: fallbackOf('inputTimeoutMs') },
+  maxAwarenessStatesPerRoom: { env: 'MAX_AWARENESS_STATES_PER_ROOM', flag: '--max-awareness-states-per-room', help: 'awareness states a room admits from clients; more are refused (1013 / 503) until states go', fallback: fallbackOf('maxAwarenessStatesPerRoom') },
+  docRequestsPerSecond: { env: 'MAX_DOC_REQUESTS_PER_SECOND', flag: '--max-doc-requests-per-second', help: 'sustained document API requests a second per client address (burst: twice that); over it answers 429', fallback: fallbackOf('docRequestsPerSecond') },
 } as const satisfies Record<keyof Config, Key>
 
 /** A setting that cannot be used; the message names the key. */
@@ -102,6 +112,9 @@ const integer = (key: Key, raw: string, min: number, max = Number.MAX_SAFE_INTEG
   if (value < min || value > max) throw new ConfigError(`${key.env} (${key.flag}) must be between ${min} and ${max}, got ${value}`)
   return value
 }
+
+/** A whole number in the range NUMBER_OPTIONS gives the option of that name. */
+const ranged = (key: Key, raw: string, option: NumberOption): number => integer(key, raw, option.min, option.max)
 
 const url = (key: Key, raw: string, protocols: readonly string[]): string => {
   let parsed: URL
@@ -183,6 +196,8 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
   if (webhookSecret !== null && webhook === null) throw new ConfigError('WEBHOOK_SECRET (--webhook-secret) is set but WEBHOOK_URL (--webhook-url) is not')
   const allowed = get('allowedOrigins')
   const trustProxy = get('trustProxy')!
+  const burst = get('messageBurst')
+  const option = (name: NumberOptionName & keyof Config, raw: string): number => ranged(KEYS[name], raw, NUMBER_OPTIONS[name])
   return {
     port: integer(KEYS.port, get('port')!, 0, 65535),
     host: get('host')!,
@@ -192,35 +207,35 @@ export const parseConfig = (env: Readonly<Record<string, string | undefined>>, a
     databaseSchema: identifier(KEYS.databaseSchema, get('databaseSchema')!),
     redisUrl: redis === null ? null : url(KEYS.redisUrl, redis, ['redis:', 'rediss:']),
     redisPrefix: get('redisPrefix')!,
-    maxConnectionAgeMs: age === null ? null : integer(KEYS.maxConnectionAgeMs, age, 100, MAX_CONNECTION_AGE_MS),
+    maxConnectionAgeMs: age === null ? null : option('maxConnectionAgeMs', age),
     authSecret: secret,
     metricsToken,
     logLevel: logLevel as LogLevel,
-    maxMessageBytes: integer(KEYS.maxMessageBytes, get('maxMessageBytes')!, 1024, 1024 ** 3),
-    pingIntervalMs: integer(KEYS.pingIntervalMs, get('pingIntervalMs')!, 100, MAX_TIMER_MS),
-    roomIdleMs: integer(KEYS.roomIdleMs, get('roomIdleMs')!, 0, MAX_TIMER_MS),
-    shutdownSpreadMs: integer(KEYS.shutdownSpreadMs, get('shutdownSpreadMs')!, 0, 60_000),
-    maxHeldPolls: integer(KEYS.maxHeldPolls, get('maxHeldPolls')!, 1),
+    maxMessageBytes: option('maxMessageBytes', get('maxMessageBytes')!),
+    pingIntervalMs: option('pingIntervalMs', get('pingIntervalMs')!),
+    roomIdleMs: option('roomIdleMs', get('roomIdleMs')!),
+    shutdownSpreadMs: option('shutdownSpreadMs', get('shutdownSpreadMs')!),
+    maxHeldPolls: option('maxHeldPolls', get('maxHeldPolls')!),
     demo: boolean(KEYS.demo, get('demo')!),
     webhookUrl: webhook === null ? null : url(KEYS.webhookUrl, webhook, ['http:', 'https:']),
     webhookSecret,
     webhookTextFields: (get('webhookTextFields') ?? '').split(',').map((name) => name.trim()).filter((name) => name !== ''),
-    webhookDebounceMs: integer(KEYS.webhookDebounceMs, get('webhookDebounceMs')!, 0, MAX_TIMER_MS),
+    webhookDebounceMs: ranged(KEYS.webhookDebounceMs, get('webhookDebounceMs')!, NUMBER_OPTIONS['webhook.debounceMs']),
     allowedOrigins: allowed === null ? null : origins(KEYS.allowedOrigins, allowed),
-    trustProxy: /^(true|yes|on)$/i.test(trustProxy) ? 1 : /^(false|no|off)$/i.test(trustProxy) ? 0 : integer(KEYS.trustProxy, trustProxy, 0, 10),
-    maxConnections: integer(KEYS.maxConnections, get('maxConnections')!, 1),
-    maxConnectionsPerIp: integer(KEYS.maxConnectionsPerIp, get('maxConnectionsPerIp')!, 1),
-    maxConnectionsPerRoom: integer(KEYS.maxConnectionsPerRoom, get('maxConnectionsPerRoom')!, 1),
-    messagesPerSecond: integer(KEYS.messagesPerSecond, get('messagesPerSecond')!, 1),
-    messageBurst: integer(KEYS.messageBurst, get('messageBurst')!, 1),
-    pollRequestsPerSecond: integer(KEYS.pollRequestsPerSecond, get('pollRequestsPerSecond')!, 1),
-    maxBufferedBytes: integer(KEYS.maxBufferedBytes, get('maxBufferedBytes')!, 1024),
-    maxRooms: integer(KEYS.maxRooms, get('maxRooms')!, 1),
-    maxRoomNameLength: integer(KEYS.maxRoomNameLength, get('maxRoomNameLength')!, 1, 8192),
-    maxUnfinishedInputBytes: integer(KEYS.maxUnfinishedInputBytes, get('maxUnfinishedInputBytes')!, 65536),
-    inputTimeoutMs: integer(KEYS.inputTimeoutMs, get('inputTimeoutMs')!, 100, MAX_TIMER_MS),
-    docRequestsPerSecond: integer(KEYS.docRequestsPerSecond, get('docRequestsPerSecond')!, 1),
-    maxAwarenessStatesPerRoom: integer(KEYS.maxAwarenessStatesPerRoom, get('maxAwarenessStatesPerRoom')!, 1),
+    trustProxy: /^(true|yes|on)$/i.test(trustProxy) ? 1 : /^(false|no|off)$/i.test(trustProxy) ? 0 : option('trustProxy', trustProxy),
+    maxConnections: option('maxConnections', get('maxConnections')!),
+    maxConnectionsPerIp: option('maxConnectionsPerIp', get('maxConnectionsPerIp')!),
+    maxConnectionsPerRoom: option('maxConnectionsPerRoom', get('maxConnectionsPerRoom')!),
+    messagesPerSecond: option('messagesPerSecond', get('messagesPerSecond')!),
+    messageBurst: burst === null ? null : option('messageBurst', burst),
+    pollRequestsPerSecond: option('pollRequestsPerSecond', get('pollRequestsPerSecond')!),
+    maxBufferedBytes: option('maxBufferedBytes', get('maxBufferedBytes')!),
+    maxRooms: option('maxRooms', get('maxRooms')!),
+    maxRoomNameLength: option('maxRoomNameLength', get('maxRoomNameLength')!),
+    maxUnfinishedInputBytes: option('maxUnfinishedInputBytes', get('maxUnfinishedInputBytes')!),
+    inputTimeoutMs: option('inputTimeoutMs', get('inputTimeoutMs')!),
+    docRequestsPerSecond: option('docRequestsPerSecond', get('docRequestsPerSecond')!),
+    maxAwarenessStatesPerRoom: option('maxAwarenessStatesPerRoom', get('maxAwarenessStatesPerRoom')!),
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { SyncError } from './errors.js'
+import { checkNumber } from './options.js'
 
 /**
  * The client's address. Behind `trustProxy` proxies (App Engine's load balancer, a reverse proxy) it is
@@ -52,9 +53,7 @@ export class ConnectionCounter {
   #total = 0
 
   constructor (limits: ConnectionLimits) {
-    for (const [name, value] of Object.entries(limits)) {
-      if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a whole number >= 1, got ${String(value)}`)
-    }
+    for (const [name, value] of Object.entries(limits)) checkNumber(name, value, { min: 1 })
     this.#limits = limits
   }
 

@@ -1,9 +1,11 @@
+import { checkNumber } from './options.js'
+
 /** Shared by every bucket: a default written inline would be one closure per bucket (one per socket). */
 const performanceNow = (): number => performance.now()
 
 const checkRate = (rate: number, burst: number): void => {
-  if (!Number.isFinite(rate) || rate <= 0) throw new RangeError(`rate must be > 0, got ${rate}`)
-  if (!Number.isFinite(burst) || burst < 1) throw new RangeError(`burst must be >= 1, got ${burst}`)
+  checkNumber('rate', rate, { min: Number.MIN_VALUE, whole: false })
+  checkNumber('burst', burst, { min: 1, whole: false })
 }
 
 /**

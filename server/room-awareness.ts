@@ -5,6 +5,7 @@ import { AwarenessCoalescing } from './awareness-coalescing.js'
 import { AwarenessRevival } from './awareness-revival.js'
 import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
+import { NUMBER_OPTIONS } from './options.js'
 import * as protocol from './protocol.js'
 
 /** Who changed a room's awareness, besides its peers (a peer is its own origin). */
@@ -22,7 +23,7 @@ export const MAX_AWARENESS_STATES_PER_CLIENT = 8
  * Awareness states a room admits from its clients by default. A page announces one; each state costs
  * memory, goes to every joiner, and each change goes to every peer.
  */
-export const DEFAULT_MAX_AWARENESS_STATES_PER_ROOM = 2000
+export const DEFAULT_MAX_AWARENESS_STATES_PER_ROOM: number = NUMBER_OPTIONS.maxAwarenessStatesPerRoom.default
 /** Longest awareness state (its JSON): a name, a colour and a cursor take a few hundred bytes. */
 export const MAX_AWARENESS_STATE_BYTES = 64 * 1024
 

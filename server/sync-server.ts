@@ -2,10 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type * as Y from 'yjs'
-import { checkOrigin, DEFAULT_MAX_ROOM_NAME_LENGTH, normalizeOrigin, validateRoomName, type Access, type Authorize } from './access.js'
+import { checkOrigin, normalizeOrigin, validateRoomName, type Access, type Authorize } from './access.js'
 import { ConnectionCounter } from './connection-limits.js'
 import { GroupCommitter } from './committer.js'
-import { DEFAULT_MAX_AWARENESS_STATES_PER_ROOM } from './room-awareness.js'
 import { InputBudget } from './input-budget.js'
 import { createLogger, urlForLog, type Logger } from './log.js'
 import { HeadCheck } from './head-check.js'
@@ -13,7 +12,7 @@ import { measureBus, Metrics, metricsRoute } from './metrics.js'
 import { AddressRateLimit } from './rate-limit.js'
 import type { Room } from './room.js'
 import { Rooms } from './rooms.js'
-import { MAX_CONNECTION_AGE_MS, MAX_TIMER_MS, positive, type SyncServerOptions } from './options.js'
+import { messageBurst, numberOption, OTHER_DEFAULTS, pathPrefix, type SyncServerOptions } from './options.js'
 import { MemoryStorage } from './storage/memory.js'
 import type { Storage } from './storage/storage.js'
 import { docApiRoutes } from './transport/doc-api.js'
@@ -73,11 +72,10 @@ export class SyncServer {
   #httpServer: Server | null = null
 
   constructor (options: SyncServerOptions = {}) {
-    const prefix = options.prefix ?? '/'
-    if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new TypeError(`prefix must start and end with "/", got "${prefix}"`)
+    const prefix = pathPrefix('prefix', options.prefix ?? OTHER_DEFAULTS.prefix)
     this.log = options.logger ?? createLogger('info')
     this.storage = options.storage ?? new MemoryStorage()
-    const metrics = this.metrics = new Metrics({ rooms: () => this.rooms.size, unfinishedInput: () => this.#inputBudget.held, processMetrics: options.processMetrics ?? false })
+    const metrics = this.metrics = new Metrics({ rooms: () => this.rooms.size, unfinishedInput: () => this.#inputBudget.held, processMetrics: options.processMetrics ?? OTHER_DEFAULTS.processMetrics })
     const webhooks = this.#webhooks = options.webhook == null
       ? null
       : new Webhooks(options.webhook, { log: this.log, withDoc: (room, read) => this.#withDoc(room, read), onDelivery: metrics.webhook })
@@ -91,26 +89,23 @@ export class SyncServer {
       commits: this.#committer,
       bus: bus === null ? null : measureBus(bus, metrics.busLag),
       log: this.log,
-      compactAfterRows: positive('compactAfterRows', options.compactAfterRows, 500),
+      compactAfterRows: numberOption('compactAfterRows', options.compactAfterRows),
       onCatchUp: metrics.caughtUp,
       onRefused: metrics.refused,
-      maxAwarenessStates: positive('maxAwarenessStatesPerRoom', options.maxAwarenessStatesPerRoom, DEFAULT_MAX_AWARENESS_STATES_PER_ROOM),
+      maxAwarenessStates: numberOption('maxAwarenessStatesPerRoom', options.maxAwarenessStatesPerRoom),
       onSkipped: metrics.skipped,
-    }, { idleMs: positive('roomIdleMs', options.roomIdleMs, 10_000, 0, MAX_TIMER_MS), maxRooms: positive('maxRooms', options.maxRooms, 10_000) })
+    }, { idleMs: numberOption('roomIdleMs', options.roomIdleMs), maxRooms: numberOption('maxRooms', options.maxRooms) })
     const heads = this.storage.heads?.bind(this.storage)
     this.#headCheck = bus === null || heads === undefined ? null : new HeadCheck(this.rooms, heads, this.log)
-    this.#shutdownSpreadMs = positive('shutdownSpreadMs', options.shutdownSpreadMs, 3000, 0, MAX_TIMER_MS)
-    const maxAge = options.maxConnectionAgeMs ?? null
-    if (maxAge !== null) positive('maxConnectionAgeMs', maxAge, 0, 1, MAX_CONNECTION_AGE_MS)
+    this.#shutdownSpreadMs = numberOption('shutdownSpreadMs', options.shutdownSpreadMs)
+    const maxAge = options.maxConnectionAgeMs == null ? null : numberOption('maxConnectionAgeMs', options.maxConnectionAgeMs)
     // One authorize for every transport, so that whatever decides access decides it the same way for all:
     // room name (BAD_ROOM), Origin (BAD_ORIGIN), then the token or the embedder's check. The WebSocket
     // transport runs the first two itself, before the upgrade, and then the embedder's check.
     const authorize: Authorize = (request, room) => this.authorizeRequest(request, room)
-    const maxMessageBytes = positive('maxMessageBytes', options.maxMessageBytes, 16 * 1024 * 1024, 1024)
-    const pollPrefix = options.pollPrefix ?? '/poll/'
-    if (!pollPrefix.startsWith('/') || !pollPrefix.endsWith('/') || pollPrefix === '/') {
-      throw new TypeError(`pollPrefix must start and end with "/" and not be "/", got "${pollPrefix}"`)
-    }
+    const maxMessageBytes = numberOption('maxMessageBytes', options.maxMessageBytes)
+    const pollPrefix = pathPrefix('pollPrefix', options.pollPrefix ?? OTHER_DEFAULTS.pollPrefix)
+    if (pollPrefix === '/') throw new TypeError('pollPrefix must not be "/": it would take every path')
     this.#authorize = options.authorize ?? (() => ({ mode: 'write' }))
     this.#allowedOrigins = options.allowedOrigins == null ? null : new Set(options.allowedOrigins.map((origin) => {
       try {
@@ -119,19 +114,18 @@ export class SyncServer {
         throw new TypeError(`allowedOrigins: "${origin}" is not an origin such as https://app.example.com`)
       }
     }))
-    this.#maxRoomNameLength = positive('maxRoomNameLength', options.maxRoomNameLength, DEFAULT_MAX_ROOM_NAME_LENGTH)
-    const trustProxy = options.trustProxy ?? 0
-    if (!Number.isInteger(trustProxy) || trustProxy < 0) throw new RangeError(`trustProxy must be a whole number >= 0, got ${String(trustProxy)}`)
-    const messagesPerSecond = positive('messagesPerSecond', options.messagesPerSecond, 100)
-    const pollRequestsPerSecond = positive('pollRequestsPerSecond', options.pollRequestsPerSecond, 200)
+    this.#maxRoomNameLength = numberOption('maxRoomNameLength', options.maxRoomNameLength)
+    const trustProxy = numberOption('trustProxy', options.trustProxy)
+    const messagesPerSecond = numberOption('messagesPerSecond', options.messagesPerSecond)
+    const pollRequestsPerSecond = numberOption('pollRequestsPerSecond', options.pollRequestsPerSecond)
     // Sockets and held polls count against the same limits: both are clients waiting on this instance.
-    const inputBudget = this.#inputBudget = new InputBudget(positive('maxUnfinishedInputBytes', options.maxUnfinishedInputBytes, 128 * 1024 * 1024, 64 * 1024))
-    const inputTimeoutMs = positive('inputTimeoutMs', options.inputTimeoutMs, 60_000, 1, MAX_TIMER_MS)
-    const docRequestsPerSecond = positive('docRequestsPerSecond', options.docRequestsPerSecond, 20)
+    const inputBudget = this.#inputBudget = new InputBudget(numberOption('maxUnfinishedInputBytes', options.maxUnfinishedInputBytes))
+    const inputTimeoutMs = numberOption('inputTimeoutMs', options.inputTimeoutMs)
+    const docRequestsPerSecond = numberOption('docRequestsPerSecond', options.docRequestsPerSecond)
     const connectionLimits = new ConnectionCounter({
-      maxConnections: positive('maxConnections', options.maxConnections, 10_000),
-      maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, 1000),
-      maxConnectionsPerRoom: positive('maxConnectionsPerRoom', options.maxConnectionsPerRoom, 1000),
+      maxConnections: numberOption('maxConnections', options.maxConnections),
+      maxConnectionsPerIp: numberOption('maxConnectionsPerIp', options.maxConnectionsPerIp),
+      maxConnectionsPerRoom: numberOption('maxConnectionsPerRoom', options.maxConnectionsPerRoom),
     })
     this.#ws = new WebSocketTransport({
       rooms: this.rooms,
@@ -142,11 +136,11 @@ export class SyncServer {
       trustProxy,
       connectionLimits,
       messagesPerSecond,
-      messageBurst: positive('messageBurst', options.messageBurst, Math.max(300, messagesPerSecond)),
-      maxBufferedBytes: positive('maxBufferedBytes', options.maxBufferedBytes, 16 * 1024 * 1024, 1024),
+      messageBurst: messageBurst(options),
+      maxBufferedBytes: numberOption('maxBufferedBytes', options.maxBufferedBytes),
       prefix,
       maxMessageBytes,
-      pingIntervalMs: positive('pingIntervalMs', options.pingIntervalMs, 30_000, 10, MAX_TIMER_MS),
+      pingIntervalMs: numberOption('pingIntervalMs', options.pingIntervalMs),
       maxConnectionAgeMs: maxAge,
       inputBudget,
       inputTimeoutMs,
@@ -162,8 +156,8 @@ export class SyncServer {
       maxMessageBytes,
       inputBudget,
       inputTimeoutMs,
-      holdMs: positive('pollHoldMs', options.pollHoldMs, 25_000, 1, MAX_TIMER_MS),
-      maxHeldPolls: positive('maxHeldPolls', options.maxHeldPolls, 2000, 1),
+      holdMs: numberOption('pollHoldMs', options.pollHoldMs),
+      maxHeldPolls: numberOption('maxHeldPolls', options.maxHeldPolls),
       connectionLimits,
       trustProxy,
       requestLimit: new AddressRateLimit(pollRequestsPerSecond, 2 * pollRequestsPerSecond),
@@ -175,8 +169,8 @@ export class SyncServer {
       healthRoutes({ accepting: () => this.#state === 'running', checkStorage: () => this.storage.check() }),
       this.#poll.handle,
     ]
-    if (options.metrics ?? true) this.#routes.push(metricsRoute(metrics, options.metricsToken ?? null))
-    if (options.docApi ?? true) {
+    if (options.metrics ?? OTHER_DEFAULTS.metrics) this.#routes.push(metricsRoute(metrics, options.metricsToken ?? null))
+    if (options.docApi ?? OTHER_DEFAULTS.docApi) {
       this.#routes.push(docApiRoutes({
         rooms: this.rooms,
         storage: this.storage,
@@ -190,7 +184,7 @@ export class SyncServer {
         onError: metrics.error,
       }))
     }
-    this.#routes.push(demoRoutes({ rooms: this.rooms, log: this.log, enabled: options.demo === true }))
+    this.#routes.push(demoRoutes({ rooms: this.rooms, log: this.log, enabled: options.demo ?? OTHER_DEFAULTS.demo }))
     if (options.webRoot != null) this.#routes.push(staticRoutes(options.webRoot))
   }
 

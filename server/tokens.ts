@@ -13,6 +13,7 @@
 import type { IncomingMessage } from 'node:http'
 import { errors, jwtVerify, SignJWT } from 'jose'
 import { SyncError } from './errors.js'
+import { checkNumber } from './options.js'
 import type { Access, Authorize } from './access.js'
 
 export type Mode = Access['mode']
@@ -56,7 +57,7 @@ const keyOf = (secret: string): Uint8Array => {
 export const createTokenAuthorize = (options: TokenAuthOptions): Authorize => {
   const key = keyOf(options.secret)
   const clockTolerance = options.clockToleranceSeconds ?? 5
-  if (!Number.isFinite(clockTolerance) || clockTolerance < 0) throw new RangeError(`clockToleranceSeconds must be >= 0, got ${clockTolerance}`)
+  checkNumber('clockToleranceSeconds', clockTolerance, { min: 0, whole: false })
   return async (request, room) => {
     const token = tokenOf(request)
     if (token === null) throw new SyncError('UNAUTHENTICATED', 'a token is required')

@@ -11,8 +11,9 @@ import { createHmac } from 'node:crypto'
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
 import { typesAsText } from './doc-json.js'
-import { MAX_TIMER_MS } from './options.js'
+import { numberOption } from './options.js'
 
+/** The defaults and ranges of the numbers are in NUMBER_OPTIONS (options.ts), as `webhook.<name>`. */
 export interface WebhookOptions {
   /** Where to POST. */
   readonly url: string
@@ -20,13 +21,13 @@ export interface WebhookOptions {
   readonly secret?: string | null
   /** Top-level types whose content goes into the payload's `text` (Y.Text and XML as strings, others as JSON). */
   readonly textFields?: readonly string[]
-  /** Wait this long after a room's first change before posting it. Default 2000. */
+  /** Wait this long after a room's first change before posting it. */
   readonly debounceMs?: number
-  /** Attempts per POST, the first included. Default 5. */
+  /** Attempts per POST, the first included. */
   readonly maxAttempts?: number
-  /** Delay before the first retry; doubled for each further one. Default 1000. */
+  /** Delay before the first retry; doubled for each further one. */
   readonly retryBaseMs?: number
-  /** Give up on one attempt after this long. Default 10000. */
+  /** Give up on one attempt after this long. */
   readonly timeoutMs?: number
 }
 
@@ -76,19 +77,14 @@ export class Webhooks {
       throw new TypeError(`webhook.url is not a URL: "${options.url}"`)
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`webhook.url must be http(s), got "${url.protocol}"`)
-    const count = (name: string, value: number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-      const result = value ?? fallback
-      if (!Number.isFinite(result) || result < min || result > max) throw new RangeError(`webhook.${name} must be a number from ${min} to ${max}, got ${String(value)}`)
-      return result
-    }
     this.#options = {
       url: options.url,
       secret: options.secret ?? null,
       textFields: options.textFields ?? [],
-      debounceMs: count('debounceMs', options.debounceMs, 2000, 0, MAX_TIMER_MS),
-      maxAttempts: count('maxAttempts', options.maxAttempts, 5, 1),
-      retryBaseMs: count('retryBaseMs', options.retryBaseMs, 1000, 1),
-      timeoutMs: count('timeoutMs', options.timeoutMs, 10_000, 1),
+      debounceMs: numberOption('webhook.debounceMs', options.debounceMs),
+      maxAttempts: numberOption('webhook.maxAttempts', options.maxAttempts),
+      retryBaseMs: numberOption('webhook.retryBaseMs', options.retryBaseMs),
+      timeoutMs: numberOption('webhook.timeoutMs', options.timeoutMs),
     }
     this.#ctx = ctx
   }

@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
+import { checkNumber } from '../options.js'
 import type { Bus, BusHandler, BusMessage, BusSubscription } from './bus.js'
 import { InstanceLiveness } from './instance-liveness.js'
 import { AwarenessOwners } from './awareness-owners.js'
@@ -34,10 +35,7 @@ export interface RedisBusOptions {
   readonly log: Logger
 }
 
-const atLeast10 = (name: string, value: number): number => {
-  if (!Number.isInteger(value) || value < 10) throw new RangeError(`${name} must be an integer >= 10, got ${value}`)
-  return value
-}
+const atLeast10 = (name: string, value: number): number => checkNumber(name, value, { min: 10 })
 
 export class RedisBus implements Bus {
   readonly instanceId = randomUUID()

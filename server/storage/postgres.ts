@@ -1,5 +1,6 @@
 import pg from 'pg'
 import type { Logger } from 'pino'
+import { checkNumber } from '../options.js'
 import { SnapshotMerger } from './merger.js'
 import { byRoom, CLAIM_WINDOW, mergeClaims, type AppendEntry, type Storage, type StoredRoom } from './storage.js'
 
@@ -48,7 +49,7 @@ export class PostgresStorage implements Storage {
     const q = `"${schema}"`
     this.#t = { updates: `${q}.updates`, snapshots: `${q}.snapshots`, heads: `${q}.heads` }
     const maxConnections = options.maxConnections ?? 10
-    if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be an integer >= 1, got ${maxConnections}`)
+    checkNumber('maxConnections', maxConnections, { min: 1 })
     this.#compactionSlots = Math.max(1, Math.floor(maxConnections / 4))
     this.#pool = new pg.Pool({
       connectionString: options.url,
