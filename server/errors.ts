@@ -1,6 +1,7 @@
 /**
  * Every error a client can see, with a stable code, the WebSocket close code it maps to and the HTTP
- * status it maps to. README's tables are written from this list.
+ * status it maps to. README's tables are written from this list, and the web client reads it too: this
+ * module stays free of Node APIs so that the browser bundle can import it.
  *
  * Close codes follow what the stock y-websocket client does with them: 4400-4499 are final (it stops
  * reconnecting), everything else is transient (it reconnects after ~100 ms, backing off to 2.5 s).
@@ -46,7 +47,7 @@ export class SyncError extends Error {
 
 /** The close reason sent on the wire: at most 123 bytes of UTF-8, as RFC 6455 allows. */
 export const closeReason = (text: string): string => {
-  const bytes = Buffer.from(text, 'utf8')
+  const bytes = new TextEncoder().encode(text)
   if (bytes.length <= 123) return text
-  return bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD+$/, '') + '...'
+  return new TextDecoder().decode(bytes.subarray(0, 120)).replace(/\uFFFD+$/, '') + '...'
 }

@@ -1,8 +1,9 @@
 /**
  * What a close code means to someone looking at the status bar, and whether the client may try again.
- * The codes are the server's (see README, "Close codes"); 1006 is what a browser reports when the
- * connection broke without a close frame.
+ * The server's codes come from its error table (server/errors.ts, README "Close codes"); 1006 is what a
+ * browser reports when the connection broke without a close frame.
  */
+import { ErrorCodes } from '../server/errors.js'
 
 /** 4400-4499 mean "do not retry" to every y-websocket client, this one included. */
 export const isFinalClose = (code: number): boolean => code >= 4400 && code < 4500
@@ -27,20 +28,21 @@ const CAUSES: Readonly<Record<number, string>> = {
   1002: 'protocol error',
   1005: 'closed without a code',
   1006: 'network: the connection broke or could not be made',
-  1009: 'a message was too big',
-  1011: 'server error',
-  1012: 'server restart',
-  1013: 'server overloaded, try again later',
-  4000: 'connection-age limit: the server closes long-lived sockets',
-  4400: 'rejected: a malformed message or an invalid room name',
-  4401: 'authentication required',
-  4403: 'forbidden: no access to this room',
-  4404: 'not found',
-  4422: 'rejected: an update the server cannot decode',
-  4429: 'rate limited again and again: stopped',
-  4503: 'storage unavailable: edits are resent on reconnect',
-  4508: 'too far behind: resyncing',
-  4529: 'rate limited: too many messages, reconnecting after a pause',
+  [ErrorCodes.MESSAGE_TOO_BIG.close]: 'a message was too big',
+  [ErrorCodes.INTERNAL.close]: 'server error',
+  [ErrorCodes.SHUTTING_DOWN.close]: 'server restart',
+  [ErrorCodes.OVERLOADED.close]: 'server overloaded, try again later',
+  [ErrorCodes.CONNECTION_AGE.close]: 'connection-age limit: the server closes long-lived sockets',
+  // BAD_MESSAGE and BAD_ROOM share their close code.
+  [ErrorCodes.BAD_MESSAGE.close]: 'rejected: a malformed message or an invalid room name',
+  [ErrorCodes.UNAUTHENTICATED.close]: 'authentication required',
+  [ErrorCodes.FORBIDDEN.close]: 'forbidden: no access to this room',
+  [ErrorCodes.NOT_FOUND.close]: 'not found',
+  [ErrorCodes.BAD_UPDATE.close]: 'rejected: an update the server cannot decode',
+  [ErrorCodes.RATE_LIMITED.close]: 'rate limited: too many messages, reconnecting after a pause',
+  [ErrorCodes.RATE_LIMITED_REPEATEDLY.close]: 'rate limited again and again: stopped',
+  [ErrorCodes.STORAGE_UNAVAILABLE.close]: 'storage unavailable: edits are resent on reconnect',
+  [ErrorCodes.SLOW_CONSUMER.close]: 'too far behind: resyncing',
   [LocalClose.OFFLINE]: 'the browser is offline',
   [LocalClose.SILENT]: 'nothing received for too long',
   [LocalClose.CONNECT_TIMEOUT]: 'the connection did not open in time',

@@ -18,6 +18,7 @@
  * fresh connection, and resyncs as after any reconnect.
  */
 import type { Channel, ChannelEvents, ChannelFactory, ChannelKind } from './channel.js'
+import { isFinalClose } from './close-codes.js'
 
 export interface FallbackOptions {
   /** Treat a primary that has not opened after this long as failed. Default 5 s. */
@@ -30,7 +31,6 @@ export interface FallbackOptions {
   readonly onKind?: (kind: ChannelKind) => void
 }
 
-const isFinal = (code: number): boolean => code >= 4400 && code < 4500
 
 const positive = (name: string, value: number | undefined, fallback: number): number => {
   const result = value ?? fallback
@@ -103,7 +103,7 @@ export const fallbackChannel = (primary: ChannelFactory, secondary: ChannelFacto
       if (closed) return
       attempt(secondary, (code, reason) => {
         // Both failed: the server is down or unreachable, which says nothing against the primary.
-        if (!isFinal(code)) primaryFailedAt = -Infinity
+        if (!isFinalClose(code)) primaryFailedAt = -Infinity
         finish(code, reason)
       }, null)
     }
@@ -139,7 +139,7 @@ export const fallbackChannel = (primary: ChannelFactory, secondary: ChannelFacto
       useSecondary()
     } else {
       attempt(primary, (code, reason) => {
-        if (isFinal(code)) return finish(code, reason)
+        if (isFinalClose(code)) return finish(code, reason)
         primaryFailedAt = Date.now()
         useSecondary()
       }, openTimeoutMs)

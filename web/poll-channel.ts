@@ -15,6 +15,7 @@
  * with the close code of the server's error code (4400-4499 are final for the provider).
  */
 import * as Y from 'yjs'
+import { ErrorCodes } from '../server/errors.js'
 import { awarenessClocks, decodeFrames, encodeFrames, encodePollRequest } from '../server/transport/long-poll-wire.js'
 import type { Channel, ChannelEvents, ChannelFactory, ChannelTarget } from './channel.js'
 import { roomPath } from './websocket-channel.js'
@@ -56,7 +57,8 @@ export const pollUrl = (serverUrl: string, room: string, prefix = '/poll/'): str
 const closeCodeOf = (response: Response): number => {
   const code = Number(response.headers.get('x-close-code'))
   if (Number.isInteger(code) && code >= 1000 && code < 5000) return code
-  return response.status === 413 ? 1009 : response.status >= 400 && response.status < 500 ? 4000 + response.status : 1011
+  if (response.status === ErrorCodes.MESSAGE_TOO_BIG.status) return ErrorCodes.MESSAGE_TOO_BIG.close
+  return response.status >= 400 && response.status < 500 ? 4000 + response.status : ErrorCodes.INTERNAL.close
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((v, i) => v === b[i])
