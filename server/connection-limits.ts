@@ -68,7 +68,7 @@ export class ConnectionCounter {
   }
 
   /** Takes a slot for a connection from `ip` to `room`, or throws OVERLOADED naming the limit. */
-  admit (ip: string, room: string): Slot {
+  take (ip: string, room: string): Slot {
     const limits = this.#limits
     if (this.#total >= limits.maxConnections) throw new SyncError('OVERLOADED', 'instance connection limit reached')
     if ((this.#byIp.get(ip) ?? 0) >= limits.maxConnectionsPerIp) throw new SyncError('OVERLOADED', 'too many connections from this address')

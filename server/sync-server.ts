@@ -1,3 +1,10 @@
+/**
+ * SyncServer: what an embedder creates. It turns options (options.ts) into rooms (rooms.ts), the group
+ * committer, and the transports that reach the rooms: WebSocket (transport/websocket.ts), long-polling
+ * (transport/long-poll.ts) and the HTTP routes (health, metrics, documents, the editor's files). Every
+ * transport asks `authorizeRequest` (access.ts) before a request touches a room, and counts against the
+ * same connection limits (connection-limits.ts). It owns nothing global: several can share a process.
+ */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'

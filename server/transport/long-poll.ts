@@ -253,7 +253,7 @@ export class LongPollTransport {
     }
     const snapshot = new HeldSnapshot(request.snapshot, watch.snapshot!.sv)
     const clocks = heldClocks(request.clocks, room.awareness.meta)
-    const slot = this.#options.connectionLimits.admit(address, room.name)
+    const slot = this.#options.connectionLimits.take(address, room.name)
     return new Promise<readonly Uint8Array[]>((resolve) => {
       const timer = setTimeout(() => held.finish([]), this.#options.holdMs)
       const held: HeldPoll = {

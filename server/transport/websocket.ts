@@ -46,7 +46,7 @@ export interface WebSocketOptions {
 }
 
 /**
- * Serves rooms over WebSocket: admits or refuses upgrades (origin, room name, capacity, authorization),
+ * Serves rooms over WebSocket: accepts or refuses upgrades (origin, room name, capacity, authorization),
  * then hands each socket to a SocketPeer; keeps the heartbeat and the drain.
  */
 export class WebSocketTransport {
@@ -110,7 +110,7 @@ export class WebSocketTransport {
     let slot: Slot
     try {
       if (!rooms.canAcquire(name)) throw new SyncError('OVERLOADED', 'too many rooms loaded')
-      slot = this.#options.connectionLimits.admit(address, name)
+      slot = this.#options.connectionLimits.take(address, name)
     } catch (error) {
       const refusal = error as SyncError
       log.warn({ room: name, address, detail: refusal.message }, 'refusing a connection: over capacity')

@@ -143,8 +143,8 @@ describe('limits', () => {
   })
 
   it('frees the slot of an upgrade that fails the handshake, or whose client leaves while it is authorized', async () => {
-    let admit: () => void = () => {}
-    const gate = new Promise<void>((resolve) => { admit = resolve })
+    let openGate: () => void = () => {}
+    const gate = new Promise<void>((resolve) => { openGate = resolve })
     let authorizing = false
     const server = await serve({
       maxConnectionsPerIp: 1,
@@ -185,7 +185,7 @@ describe('limits', () => {
     await waitFor(() => authorizing, { message: 'the upgrade is being authorized' })
     quitter.terminate()
     await once(quitter, 'close')
-    admit()
+    openGate()
     await slotFree()
   })
 
