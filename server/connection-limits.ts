@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { SyncError } from './errors.js'
-import { checkNumber } from './options.js'
+import { checkNumber } from './option-check.js'
 
 /**
  * The client's address. Behind `trustProxy` proxies (App Engine's load balancer, a reverse proxy) it is

@@ -96,62 +96,24 @@ export class Metrics {
       (c, d) => d === 'in' ? c.messagesIn : c.messagesOut)
     traffic('yjs_relay_bytes_total', 'Protocol bytes received (in) and sent (out), by transport',
       (c, d) => d === 'in' ? c.bytesIn : c.bytesOut)
-    this.#commit = new Histogram({
-      name: 'yjs_relay_storage_commit_seconds',
-      help: 'Time to commit one group-commit batch to storage',
-      buckets: SECONDS,
-      registers,
-    })
+    const seconds = (name: string, help: string): Histogram => new Histogram({ name, help, buckets: SECONDS, registers })
+    this.#commit = seconds('yjs_relay_storage_commit_seconds', 'Time to commit one group-commit batch to storage')
     this.#commitFailures = new Counter({
       name: 'yjs_relay_storage_commit_failures_total',
       help: 'Group commits that storage refused',
       registers,
     })
-    this.#skipped = new Counter({
-      name: 'yjs_relay_updates_skipped_total',
-      help: 'Stored updates that could not be applied: skipped when a room loaded, or refused after their commit',
-      registers,
-    })
-    this.#apply = new Histogram({
-      name: 'yjs_relay_update_apply_seconds',
-      help: 'Time to apply a committed batch to a room document and send it to its peers',
-      buckets: SECONDS,
-      registers,
-    })
-    this.#busLag = new Histogram({
-      name: 'yjs_relay_bus_lag_seconds',
-      help: 'Time from publish on another instance to delivery here (when the bus knows the publish time)',
-      buckets: SECONDS,
-      registers,
-    })
-    this.#catchUps = new Counter({
-      name: 'yjs_relay_catch_up_reads_total',
-      help: 'Reads of commits from storage that the bus did not bring (lost or late messages)',
-      registers,
-    })
-    this.#refused = new Counter({
-      name: 'yjs_relay_commits_refused_total',
-      help: 'Room batches storage refused because another instance committed under the same ids first',
-      registers,
-    })
-    this.#closes = new Counter({
-      name: 'yjs_relay_closes_total',
-      help: 'Closed client connections, by close code',
-      labelNames: ['code'],
-      registers,
-    })
-    this.#errors = new Counter({
-      name: 'yjs_relay_errors_total',
-      help: 'Errors answered to clients (close or HTTP status), by error code (see README)',
-      labelNames: ['code'],
-      registers,
-    })
-    this.#webhooks = new Counter({
-      name: 'yjs_relay_webhook_deliveries_total',
-      help: 'Webhook POSTs by outcome (ok, failed: gave up after retries or could not read the room)',
-      labelNames: ['result'],
-      registers,
-    })
+    this.#skipped = new Counter({ name: 'yjs_relay_updates_skipped_total', help: 'Stored updates that could not be applied: skipped when a room loaded, or refused after their commit', registers })
+    this.#apply = seconds('yjs_relay_update_apply_seconds', 'Time to apply a committed batch to a room document and send it to its peers')
+    this.#busLag = seconds('yjs_relay_bus_lag_seconds',
+      'Time from publish on another instance to delivery here (when the bus knows the publish time)')
+    this.#catchUps = new Counter({ name: 'yjs_relay_catch_up_reads_total', help: 'Reads of commits from storage that the bus did not bring (lost or late messages)', registers })
+    this.#refused = new Counter({ name: 'yjs_relay_commits_refused_total', help: 'Room batches storage refused because another instance committed under the same ids first', registers })
+    const counter = <L extends string>(name: string, help: string, label: L): Counter<L> => new Counter({ name, help, labelNames: [label], registers })
+    this.#closes = counter('yjs_relay_closes_total', 'Closed client connections, by close code', 'code')
+    this.#errors = counter('yjs_relay_errors_total', 'Errors answered to clients (close or HTTP status), by error code (see README)', 'code')
+    this.#webhooks = counter('yjs_relay_webhook_deliveries_total',
+      'Webhook POSTs by outcome (ok, failed: gave up after retries or could not read the room)', 'result')
     if (options.processMetrics ?? false) collectDefaultMetrics({ register: this.registry, prefix: 'yjs_relay_' })
   }
 

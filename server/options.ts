@@ -1,14 +1,15 @@
 /**
- * What a SyncServer can be told: SyncServerOptions, the one table of numeric defaults and ranges that
- * the options, the constructor and the command-line configuration (config.ts) all read, and the one
- * check that turns an impossible value into an error naming the option: a TypeError for a value of the
- * wrong type, a RangeError for a number out of range (as ws does).
+ * What a SyncServer can be told: SyncServerOptions, and the one table of numeric defaults and ranges that
+ * the options, the constructor and the command-line configuration (config.ts) all read. A value outside
+ * its range fails option-check.ts: a TypeError for the wrong type, a RangeError out of range, both naming
+ * the option (as ws does).
  */
 import type { Authorize } from './access.js'
 import type { Bus } from './bus/bus.js'
 import type { Logger } from './log.js'
 import type { Storage } from './storage/storage.js'
 import type { WebhookOptions } from './webhooks.js'
+import { checkNumber } from './option-check.js'
 
 /**
  * The longest delay a Node.js timer holds (2^31 - 1 ms, about 24.8 days): a longer one fires after 1 ms,
@@ -66,19 +67,6 @@ export const NUMBER_OPTIONS = {
 } as const satisfies Record<string, NumberOption>
 
 export type NumberOptionName = keyof typeof NUMBER_OPTIONS
-
-/**
- * `value`, or a TypeError when it is not a number and a RangeError when it is not a whole number from
- * `min` to `max` (any number with `whole: false`); both name the option.
- */
-export const checkNumber = (name: string, value: unknown, range: { readonly min: number, readonly max?: number, readonly whole?: boolean }): number => {
-  const { min, max = ANY, whole = true } = range
-  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`)
-  if (Number.isNaN(value) || value < min || value > max || (whole && !Number.isInteger(value))) {
-    throw new RangeError(`${name} must be a ${whole ? 'whole number' : 'number'} from ${min} to ${max}, got ${value}`)
-  }
-  return value
-}
 
 /** A numeric option as set, or its default from NUMBER_OPTIONS; checked against its range. */
 export const numberOption = (name: NumberOptionName, value: number | undefined): number => {

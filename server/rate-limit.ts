@@ -1,4 +1,4 @@
-import { checkNumber } from './options.js'
+import { checkNumber } from './option-check.js'
 
 /** Shared by every bucket: a default written inline would be one closure per bucket (one per socket). */
 const performanceNow = (): number => performance.now()
@@ -51,9 +51,8 @@ export class TokenBucket {
  * not every address ever seen.
  */
 export class AddressRateLimit {
-  readonly #rate: number
-  readonly #burst: number
   readonly #now: () => number
+  readonly #newBucket: () => TokenBucket
   readonly #buckets = new Map<string, TokenBucket>()
   /** Any bucket unused this long is full again. */
   readonly #refillMs: number
@@ -61,9 +60,8 @@ export class AddressRateLimit {
 
   constructor (rate: number, burst: number, now: () => number = performanceNow) {
     checkRate(rate, burst)
-    this.#rate = rate
-    this.#burst = burst
     this.#now = now
+    this.#newBucket = () => new TokenBucket(rate, burst, now)
     this.#refillMs = (burst / rate) * 1000
     this.#sweptAt = now()
   }
@@ -81,7 +79,7 @@ export class AddressRateLimit {
       for (const [key, bucket] of this.#buckets) if (now - bucket.lastTakeAt >= this.#refillMs) this.#buckets.delete(key)
     }
     let bucket = this.#buckets.get(address)
-    if (bucket === undefined) this.#buckets.set(address, bucket = new TokenBucket(this.#rate, this.#burst, this.#now))
+    if (bucket === undefined) this.#buckets.set(address, bucket = this.#newBucket())
     return bucket.take()
   }
 }

@@ -13,7 +13,7 @@
 import type { IncomingMessage } from 'node:http'
 import { errors, jwtVerify, SignJWT } from 'jose'
 import { SyncError } from './errors.js'
-import { checkNumber } from './options.js'
+import { checkNumber } from './option-check.js'
 import type { Access, Authorize } from './access.js'
 
 export type Mode = Access['mode']

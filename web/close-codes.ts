@@ -3,7 +3,7 @@
  * The server's codes come from its error table (server/errors.ts, README "Close codes"); 1006 is what a
  * browser reports when the connection broke without a close frame.
  */
-import { ErrorCodes } from '../server/errors.js'
+import { ErrorCodes, type ErrorCode } from '../server/errors.js'
 
 /** 4400-4499 mean "do not retry" to every y-websocket client, this one included. */
 export const isFinalClose = (code: number): boolean => code >= 4400 && code < 4500
@@ -22,36 +22,41 @@ export const LocalClose = {
   SWITCHED: 4993,
 } as const
 
-const CAUSES: Readonly<Record<number, string>> = {
-  1000: 'closed normally',
-  1001: 'the server or the page went away',
-  1002: 'protocol error',
-  1005: 'closed without a code',
-  1006: 'network: the connection broke or could not be made',
-  [ErrorCodes.MESSAGE_TOO_BIG.close]: 'a message was too big',
-  [ErrorCodes.INTERNAL.close]: 'server error',
-  [ErrorCodes.SHUTTING_DOWN.close]: 'server restart',
-  [ErrorCodes.OVERLOADED.close]: 'server overloaded, try again later',
-  [ErrorCodes.CONNECTION_AGE.close]: 'connection-age limit: the server closes long-lived sockets',
-  // BAD_MESSAGE and BAD_ROOM share their close code.
-  [ErrorCodes.BAD_MESSAGE.close]: 'rejected: a malformed message or an invalid room name',
-  [ErrorCodes.UNAUTHENTICATED.close]: 'authentication required',
-  [ErrorCodes.FORBIDDEN.close]: 'forbidden: no access to this room',
-  [ErrorCodes.NOT_FOUND.close]: 'not found',
-  [ErrorCodes.BAD_UPDATE.close]: 'rejected: an update the server cannot decode',
-  [ErrorCodes.RATE_LIMITED.close]: 'rate limited: too many messages, reconnecting after a pause',
-  [ErrorCodes.RATE_LIMITED_REPEATEDLY.close]: 'rate limited again and again: stopped',
-  [ErrorCodes.STORAGE_UNAVAILABLE.close]: 'storage unavailable: edits are resent on reconnect',
-  [ErrorCodes.SLOW_CONSUMER.close]: 'too far behind: resyncing',
-  [LocalClose.OFFLINE]: 'the browser is offline',
-  [LocalClose.SILENT]: 'nothing received for too long',
-  [LocalClose.CONNECT_TIMEOUT]: 'the connection did not open in time',
-  [LocalClose.SWITCHED]: 'switched transport',
+/** What the server's errors mean to someone looking at the status bar, by error code. */
+const SERVER_CAUSES: Readonly<Partial<Record<ErrorCode, string>>> = {
+  MESSAGE_TOO_BIG: 'a message was too big',
+  INTERNAL: 'server error',
+  SHUTTING_DOWN: 'server restart',
+  OVERLOADED: 'server overloaded, try again later',
+  CONNECTION_AGE: 'connection-age limit: the server closes long-lived sockets',
+  // BAD_ROOM closes with the code of BAD_MESSAGE.
+  BAD_MESSAGE: 'rejected: a malformed message or an invalid room name',
+  UNAUTHENTICATED: 'authentication required',
+  FORBIDDEN: 'forbidden: no access to this room',
+  NOT_FOUND: 'not found',
+  BAD_UPDATE: 'rejected: an update the server cannot decode',
+  RATE_LIMITED: 'rate limited: too many messages, reconnecting after a pause',
+  RATE_LIMITED_REPEATEDLY: 'rate limited again and again: stopped',
+  STORAGE_UNAVAILABLE: 'storage unavailable: edits are resent on reconnect',
+  SLOW_CONSUMER: 'too far behind: resyncing',
 }
+
+const CAUSES: ReadonlyMap<number, string> = new Map([
+  [1000, 'closed normally'],
+  [1001, 'the server or the page went away'],
+  [1002, 'protocol error'],
+  [1005, 'closed without a code'],
+  [1006, 'network: the connection broke or could not be made'],
+  ...Object.entries(SERVER_CAUSES).map(([code, text]) => [ErrorCodes[code as ErrorCode].close, text] as const),
+  [LocalClose.OFFLINE, 'the browser is offline'],
+  [LocalClose.SILENT, 'nothing received for too long'],
+  [LocalClose.CONNECT_TIMEOUT, 'the connection did not open in time'],
+  [LocalClose.SWITCHED, 'switched transport'],
+])
 
 /** The cause of a close in words; the server's reason is appended when it adds something. */
 export const describeClose = (code: number, reason = ''): string => {
-  const known = CAUSES[code]
+  const known = CAUSES.get(code)
   const cause = known ?? (isFinalClose(code) ? 'rejected by the server' : code >= 4500 && code < 4600 ? 'server busy, try again later' : 'closed')
   const extra = reason.trim()
   return extra === '' || extra === known ? cause : `${cause} (${extra})`

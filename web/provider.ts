@@ -20,6 +20,8 @@
 import type * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
 import * as awarenessProtocol from 'y-protocols/awareness'
+import { checkNumber } from '../server/option-check.js'
+import { AwarenessThrottle } from './awareness-throttle.js'
 import { backoffDelay, backoffOptions, type Backoff } from './backoff.js'
 import type { Channel, ChannelFactory, ChannelKind } from './channel.js'
 import { describeClose, isFinalClose, LocalClose } from './close-codes.js'
@@ -51,18 +53,6 @@ const browser = (): BrowserGlobals | null => {
 
 const unref = (timer: unknown): void => { (timer as { unref?: () => void }).unref?.() }
 
-/**
- * At most one awareness message this often (20 a second). A selection dragged on a 144 Hz screen moves
- * the cursor 144 times a second, past the messages a server takes from one socket (100 a second by
- * default, and a close for going over it is final).
- */
-export const AWARENESS_INTERVAL_MS = 50
-
-const positive = (name: string, value: number, min: number): number => {
-  if (!Number.isFinite(value) || value < min) throw new RangeError(`${name} must be >= ${min}, got ${value}`)
-  return value
-}
-
 export class RelayProvider extends ObservableV2<ProviderEvents> {
   readonly doc: Y.Doc
   readonly awareness: awarenessProtocol.Awareness
@@ -93,9 +83,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   readonly #watchdog: ReturnType<typeof setInterval>
   readonly #resync: ReturnType<typeof setInterval> | null
   #destroyed = false
-  /** Awareness clients changed here since the last awareness message, waiting for `#awarenessTimer`. */
-  readonly #awarenessChanged = new Set<number>()
-  #awarenessTimer: ReturnType<typeof setTimeout> | null = null
+  readonly #awarenessThrottle = new AwarenessThrottle((clients) => this.#send(awarenessFrame(this.awareness, clients)))
 
   constructor (serverUrl: string, roomname: string, doc: Y.Doc, options: ProviderOptions) {
     super()
@@ -111,10 +99,10 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     this.#channel = options.channel
     this.#backoff = backoffOptions(options.backoff)
     this.#random = options.random ?? Math.random
-    this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs ?? 10_000, 10)
-    this.#silenceTimeoutMs = positive('silenceTimeoutMs', options.silenceTimeoutMs ?? 30_000, 100)
+    this.#connectTimeoutMs = checkNumber('connectTimeoutMs', options.connectTimeoutMs ?? 10_000, { min: 10, whole: false })
+    this.#silenceTimeoutMs = checkNumber('silenceTimeoutMs', options.silenceTimeoutMs ?? 30_000, { min: 100, whole: false })
     const resync = options.resyncIntervalMs ?? null
-    this.#resync = resync === null ? null : setInterval(() => this.#sendSyncStep1(), positive('resyncIntervalMs', resync, 10))
+    this.#resync = resync === null ? null : setInterval(() => this.#sendSyncStep1(), checkNumber('resyncIntervalMs', resync, { min: 10, whole: false }))
     if (this.#resync !== null) unref(this.#resync)
     this.#watchdog = setInterval(() => this.#checkSilence(), Math.max(50, this.#silenceTimeoutMs / 10))
     unref(this.#watchdog)
@@ -204,7 +192,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     if (this.#resync !== null) clearInterval(this.#resync)
     this.doc.off('update', this.#onDocUpdate)
     this.awareness.off('update', this.#onAwarenessUpdate)
-    if (this.#awarenessTimer !== null) clearTimeout(this.#awarenessTimer)
+    this.#awarenessThrottle.close()
     if (this.#browser !== null) {
       this.#browser.removeEventListener('online', this.#onOnline)
       this.#browser.removeEventListener('offline', this.#onOffline)
@@ -385,22 +373,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
       if (removed.includes(me) && this.awareness.getLocalState() !== null) this.#send(awarenessFrame(this.awareness, [me]))
       return
     }
-    for (const id of added.concat(updated, removed)) this.#awarenessChanged.add(id)
-    if (this.#awarenessTimer === null) this.#sendAwareness()
-  }
-
-  /**
-   * Sends what changed in the awareness, at most once per AWARENESS_INTERVAL_MS: the first change at
-   * once, the changes made meanwhile together at the end of the interval.
-   */
-  #sendAwareness = (): void => {
-    this.#awarenessTimer = null
-    if (this.#awarenessChanged.size === 0) return
-    const changed = [...this.#awarenessChanged]
-    this.#awarenessChanged.clear()
-    this.#send(awarenessFrame(this.awareness, changed))
-    this.#awarenessTimer = setTimeout(this.#sendAwareness, AWARENESS_INTERVAL_MS)
-    unref(this.#awarenessTimer)
+    this.#awarenessThrottle.changed(added.concat(updated, removed))
   }
 
   #onOnline = (): void => {

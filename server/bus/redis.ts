@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
-import { checkNumber } from '../options.js'
+import { checkNumber } from '../option-check.js'
 import type { Bus, BusHandler, BusMessage, BusSubscription } from './bus.js'
 import { InstanceLiveness } from './instance-liveness.js'
 import { AwarenessOwners } from './awareness-owners.js'

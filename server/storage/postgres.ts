@@ -1,6 +1,6 @@
 import pg from 'pg'
 import type { Logger } from 'pino'
-import { checkNumber } from '../options.js'
+import { checkNumber } from '../option-check.js'
 import { SnapshotMerger } from './merger.js'
 import { byRoom, CLAIM_WINDOW, mergeClaims, type AppendEntry, type Storage, type StoredRoom } from './storage.js'
 
