@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { CommitQueue, Room } from './room.js'
+import type { Committable, CommitQueue } from './room-writes.js'
 import type { PendingUpdate } from './pending-updates.js'
 import type { AppendEntry, Storage } from './storage/storage.js'
 
@@ -13,8 +13,8 @@ export class GroupCommitter implements CommitQueue {
   readonly #storage: Storage
   readonly #log: Logger
   readonly #onCommit: (durationMs: number, updates: number, error: Error | null) => void
-  readonly #onApplied: (room: Room, durationMs: number) => void
-  #scheduled = new Set<Room>()
+  readonly #onApplied: (room: Committable, durationMs: number) => void
+  #scheduled = new Set<Committable>()
   #timer: NodeJS.Immediate | null = null
   #running: Promise<void> | null = null
 
@@ -26,7 +26,7 @@ export class GroupCommitter implements CommitQueue {
     storage: Storage,
     log: Logger,
     onCommit: (durationMs: number, updates: number, error: Error | null) => void = () => {},
-    onApplied: (room: Room, durationMs: number) => void = () => {},
+    onApplied: (room: Committable, durationMs: number) => void = () => {},
   ) {
     this.#storage = storage
     this.#log = log
@@ -34,7 +34,7 @@ export class GroupCommitter implements CommitQueue {
     this.#onApplied = onApplied
   }
 
-  schedule (room: Room): void {
+  schedule (room: Committable): void {
     this.#scheduled.add(room)
     if (this.#running === null && this.#timer === null) this.#timer = setImmediate(this.#flush)
   }
@@ -57,8 +57,8 @@ export class GroupCommitter implements CommitQueue {
     })
   }
 
-  async #commit (scheduled: Room[]): Promise<void> {
-    const rooms: Room[] = []
+  async #commit (scheduled: Committable[]): Promise<void> {
+    const rooms: Committable[] = []
     const batches: PendingUpdate[][] = []
     for (const room of scheduled) {
       const batch = room.takePending()

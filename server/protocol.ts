@@ -43,7 +43,7 @@ export type Message =
 
 /** A frame that does not follow the protocol. `message` says what was wrong, for the log and the close reason. */
 export class ProtocolError extends Error {
-  override readonly name = 'ProtocolError'
+  override readonly name: string = 'ProtocolError'
 }
 
 /**

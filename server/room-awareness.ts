@@ -10,8 +10,6 @@ import * as protocol from './protocol.js'
 
 /** Who changed a room's awareness, besides its peers (a peer is its own origin). */
 const ORIGIN_CLOSE = 'close'
-/** A client that is not a joined peer (a long-poll request): its states are published like a peer's. */
-const ORIGIN_CLIENT = Symbol('client')
 const ORIGIN_BUS = Symbol('bus')
 
 /**
@@ -29,7 +27,10 @@ export const MAX_AWARENESS_STATE_BYTES = 64 * 1024
 
 /** Where a room's awareness changes go. */
 export interface AwarenessSink {
-  /** To every peer of the room, as one awareness frame; to `own.peer`, if given, as `own.frame` instead. */
+  /**
+   * To every peer of the room, as one awareness frame; to `own.peer`, the change's sender, as `own.frame`
+   * instead, whether it is a joined peer or not.
+   */
   broadcast (frame: Uint8Array, own: { readonly peer: Peer, readonly frame: Uint8Array } | null): void
   /** To other instances: changes made here, never what came from them. */
   publish (update: Uint8Array): void
@@ -51,6 +52,8 @@ export class RoomAwareness {
   #raised: ReadonlySet<number> | null = null
   /** Merges changes into one frame per interval (see awareness-coalescing.ts). */
   readonly #coalescing: AwarenessCoalescing
+  /** The sender of the message being applied. */
+  #sender: Peer | null = null
 
   readonly #maxStates: number
 
@@ -89,20 +92,16 @@ export class RoomAwareness {
     peer.send(protocol.encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.states.keys()])))
   }
 
-  /** Applies an awareness update from a joined peer. Throws BAD_MESSAGE if it cannot be decoded. */
-  receive (peer: Peer, update: Uint8Array): void {
-    this.#receive(update, peer, peer, this.#owned.get(peer))
-  }
-
   /**
-   * Applies an awareness update from a client that is not a joined peer (long-polling). It reaches local
-   * peers and other instances like a peer's; since no connection owns it, it is removed by the awareness
-   * timeout (30 s without renewal) on every instance rather than on a close. Throws BAD_MESSAGE if it
-   * cannot be decoded. Returns the clients whose clocks the room raised: the client must hear of those as
-   * removals (see #onUpdate).
+   * Applies an awareness update from `peer`, a joined one or a client without a connection (a long-poll
+   * request). It reaches local peers and other instances; the sender hears of it too (see #onUpdate).
+   * States of a joined peer go when it leaves; those of a client without a connection time out (30 s
+   * without renewal) on every instance. Throws BAD_MESSAGE if it cannot be decoded or breaks a limit.
    */
-  receiveFromClient (update: Uint8Array): ReadonlySet<number> {
-    return this.#receive(update, null, ORIGIN_CLIENT, undefined)
+  receive (peer: Peer, update: Uint8Array): void {
+    const owned = this.#owned.get(peer)
+    // A client without a connection (the project's poll channel) never echoes others' states.
+    this.#receive(update, owned === undefined ? null : peer, peer, owned)
   }
 
   /** Applies an awareness update another instance published. Throws if it cannot be applied. */
@@ -124,8 +123,8 @@ export class RoomAwareness {
     this.awareness.destroy()
   }
 
-  /** Reads, raises (see awareness-revival.ts), checks and applies; returns the clients raised. */
-  #receive (update: Uint8Array, from: Peer | null, origin: unknown, owned: ReadonlySet<number> | undefined): ReadonlySet<number> {
+  /** Reads, raises (see awareness-revival.ts), checks and applies. */
+  #receive (update: Uint8Array, from: Peer | null, sender: Peer, owned: ReadonlySet<number> | undefined): void {
     let entries: AwarenessEntry[]
     try {
       entries = readAwarenessEntries(update)
@@ -136,12 +135,13 @@ export class RoomAwareness {
     const revived = this.#revival.revive(entries, from, (client) => raised.add(client))
     this.#check(revived ?? entries, owned)
     this.#raised = raised
+    this.#sender = sender
     try {
-      this.#apply(revived === null ? update : encodeAwarenessEntries(revived), origin)
+      this.#apply(revived === null ? update : encodeAwarenessEntries(revived), sender)
     } finally {
       this.#raised = null
+      this.#sender = null
     }
-    return raised
   }
 
   /**
@@ -190,22 +190,30 @@ export class RoomAwareness {
     }
     this.#revival.changed(updated, removed)
     const changed = added.concat(updated, removed)
+    const sender = this.#sender
     // Other instances time states out themselves, and never re-publish what came from the bus.
-    const local = ids !== undefined || origin === ORIGIN_CLOSE || origin === ORIGIN_CLIENT
-    const raised = this.#raised
-    if (ids === undefined || raised === null || raised.size === 0) {
+    const local = ids !== undefined || origin === ORIGIN_CLOSE || sender !== null
+    const raised = this.#raised ?? new Set<number>()
+    if (sender === null || (ids !== undefined && raised.size === 0)) {
       this.#coalescing.changed(changed, local)
       return
     }
     // The sender of a state whose clock the room raised hears of it as a removal at that clock. Sent the
     // state itself, a client takes the room's copy for news and overwrites any change it made since it
     // sent it; told its state was removed, y-protocols keeps the client's own state, moves its clock past
-    // the room's, and the client announces what it has now. That frame is the sender's alone, so it is
-    // sent at once, after whatever was waiting.
-    this.#coalescing.flush()
+    // the room's, and the client announces what it has now.
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
-    const own = asRemovals(update, raised)
-    this.#sink.broadcast(protocol.encodeAwareness(update), own === update ? null : { peer: origin as Peer, frame: protocol.encodeAwareness(own) })
+    const own = protocol.encodeAwareness(asRemovals(update, raised))
+    if (ids === undefined) {
+      // A client without a connection is no peer to get the coalesced frame: it hears of its change in the
+      // answer to its request, the echo a socket gets.
+      this.#coalescing.changed(changed, local)
+      sender.send(own)
+      return
+    }
+    // That frame is the joined sender's alone, so it is sent at once, after whatever was waiting.
+    this.#coalescing.flush()
+    this.#sink.broadcast(protocol.encodeAwareness(update), { peer: sender, frame: own })
     this.#sink.publish(update)
   }
 }

@@ -1,28 +1,22 @@
-import * as random from 'lib0/random'
 import * as Y from 'yjs'
 import type * as awarenessProtocol from 'y-protocols/awareness'
 import type { Logger } from 'pino'
 import type { Bus, BusMessage, BusSubscription } from './bus/bus.js'
 import { CommitSequence } from './commit-sequence.js'
-import { SyncError } from './errors.js'
 import type { Peer } from './peer.js'
-import { PendingUpdates, type PendingUpdate } from './pending-updates.js'
 import * as protocol from './protocol.js'
 import { RoomAwareness } from './room-awareness.js'
 import { RoomCompaction } from './room-compaction.js'
+import { RoomWrites, type CommitQueue, type ReceivedUpdate } from './room-writes.js'
 import type { Storage } from './storage/storage.js'
-import { admitUpdate, claimsOf, isEmptyUpdate } from './update-admission.js'
-import { applyStored, collectDeepTypes, stateBefore } from './apply-stored.js'
+import { SyncFrames } from './sync-frames.js'
+import { isEmptyUpdate } from './update-admission.js'
+import { applyStored, collectDeepTypes } from './apply-stored.js'
 
 /** Transaction origins: who applied what to a room's document. Anything else is a server-side edit. */
 const ORIGIN_LOAD = Symbol('load')
 const ORIGIN_COMMITTED = Symbol('committed')
 const ORIGIN_BUS = Symbol('bus')
-
-/** The group committer, as a room sees it. */
-export interface CommitQueue {
-  schedule (room: Room): void
-}
 
 export interface RoomContext {
   readonly storage: Storage
@@ -44,8 +38,10 @@ export interface RoomContext {
 
 export type RoomEvent = 'update' | 'awareness'
 
-/** How often a peer whose updates keep depending on content the room lacks is asked for it. */
-const ASK_INTERVAL_MS = 10_000
+/** A message as a room takes it. */
+export type ReceivedMessage = protocol.Message
+type UpdateMessage = Extract<ReceivedMessage, { type: 'sync-step2' | 'sync-update' }>
+const isUpdate = (message: ReceivedMessage): message is UpdateMessage => message.type === 'sync-step2' || message.type === 'sync-update'
 
 /**
  * How long a commit known to exist may take to arrive on the bus before the room reads it from storage.
@@ -53,16 +49,11 @@ const ASK_INTERVAL_MS = 10_000
  */
 export const CATCH_UP_GRACE_MS = 250
 
-/** A client with an empty document: it needs the whole document, the same bytes for every such client. */
-const isEmptyStateVector = (stateVector: Uint8Array): boolean => stateVector.length === 1 && stateVector[0] === 0
-
 /**
- * One document and the peers editing it.
- *
- * The rule it keeps: an update reaches the document, and so any other peer, only after storage committed
- * it. A peer's update waits in `pending` until the group committer has stored it with everything else
- * that arrived in the same turn of the event loop; then all of them are applied in one transaction and
- * the resulting update is broadcast as one frame to every peer, the senders included.
+ * One document and the peers editing it, and the rules of the y-websocket messages they send, the same
+ * for every transport: a socket hands each message to `receive`, a long-poll request all of its messages
+ * to `receiveAll`, and each gets what the room sends its peer. Updates take the write path
+ * (room-writes.ts): stored first, then applied and delivered to every peer, the senders included.
  */
 export class Room {
   readonly name: string
@@ -77,36 +68,20 @@ export class Room {
   idleTimer: NodeJS.Timeout | null = null
 
   readonly #ctx: RoomContext
-  readonly #pending = new PendingUpdates()
-  /** When each peer was last asked for content its updates depend on (see #askForMissing). */
-  #askedAt = new WeakMap<Peer, number>()
-  /** The last server-side change (`transact`): the next one starts after it is stored and applied. */
-  #transacting: Promise<unknown> = Promise.resolve()
-  /** The client id of server-side changes: neither the document's own nor any client's. */
-  readonly #editorID = random.uint32()
+  readonly #writes: RoomWrites
   /** The awareness and which peer announced which state of it. */
   readonly #awareness: RoomAwareness
   readonly #compaction: RoomCompaction
   /** Which commits the document holds, with storage that numbers them (see `Storage.heads`). */
   readonly #commits: CommitSequence
   readonly #tracked: boolean
-  /** Storage refused a batch: the queue waits, out of the committer's reach, to be admitted again. */
-  #readmitting = false
-  /** What applying a committed batch added to the document (see `committed`). */
-  #committedDelta: Uint8Array | null = null
   #subscription: BusSubscription | null = null
   #busBacklog: BusMessage[] | null = []
   #listeners = new Set<(event: RoomEvent) => void>()
   #destroyed = false
-  /**
-   * Frames that depend only on the document's current state, encoded once per version and shared by
-   * every peer that asks: step 1 for each join, and the whole document as step 2 for each fresh client
-   * (a storm after a restart asks for it thousands of times). Any document change clears them.
-   */
-  #step1Frame: Uint8Array | null = null
+  readonly #frames: SyncFrames
   /** Updates applied in the current task, sent as one frame when it ends (see #sendUpdate). */
   #outbox: Uint8Array[] = []
-  #fullStep2Frame: Uint8Array | null = null
 
   constructor (name: string, ctx: RoomContext, after: Promise<void> = Promise.resolve()) {
     this.name = name
@@ -128,14 +103,33 @@ export class Room {
     })
     // A guid of our own: Yjs would otherwise draw a random UUID, one crypto call per character.
     this.doc = new Y.Doc({ gc: true, guid: name, gcFilter: collectDeepTypes })
+    this.#frames = new SyncFrames(this.doc)
     this.#awareness = new RoomAwareness(this.doc, {
       broadcast: (frame, own) => {
         for (const peer of this.peers) peer.send(peer === own?.peer ? own.frame : frame)
+        // A client without a connection hears of its own change in the answer to its request.
+        if (own !== null && !this.peers.has(own.peer)) own.peer.send(own.frame)
         this.#notify('awareness')
       },
       publish: (update) => this.#publish({ kind: 'awareness', data: update }),
     }, ctx.maxAwarenessStates, ctx.awarenessIntervalMs)
     this.awareness = this.#awareness.awareness
+    this.#writes = new RoomWrites({
+      name,
+      doc: this.doc,
+      log: ctx.log,
+      committedThrough: () => this.committedThrough,
+      apply: (updates) => this.#destroyed ? [] : this.#applyStored(updates, ORIGIN_COMMITTED),
+      deliver: (update) => this.#sendUpdate(update),
+      published: (data, seq) => {
+        if (ctx.bus !== null) this.#publish({ kind: 'update', data: data(), ...(this.#tracked ? { seq } : {}) })
+        if (this.#tracked) this.#commits.holds(seq)
+      },
+      holdsCommit: (seq) => this.#tracked && this.#commits.has(seq),
+      stored: (rows) => this.#compaction.stored(rows),
+      catchUp: () => { ctx.onRefused?.(); return this.#commits.catchUp() },
+      step1: () => this.#frames.step1(),
+    }, ctx.commits)
     this.loaded = this.#load(after)
     this.loaded.catch(() => {})
   }
@@ -157,7 +151,7 @@ export class Room {
     this.#commits.caughtUp(stored.seq)
     this.doc.on('update', this.#onDocUpdate)
     // A compacted room is its snapshot: those bytes are the whole document, as a fresh client needs it.
-    if (whole && stored.updates.length === 1 && stored.logRows === 0) this.#fullStep2Frame = protocol.encodeSyncStep2(stored.updates[0]!)
+    if (whole && stored.updates.length === 1 && stored.logRows === 0) this.#frames.wholeDocument(stored.updates[0]!)
     const backlog = this.#busBacklog ?? []
     this.#busBacklog = null
     for (const message of backlog) this.#onBusMessage(message)
@@ -165,9 +159,8 @@ export class Room {
   }
 
   /**
-   * Applies stored updates in one transaction (see `applyStored`), so that one that cannot be applied is
-   * skipped, logged and counted, and cannot keep the room from loading or its commits from being answered.
-   * Returns the indexes of those skipped; null for a throw while the transaction finished.
+   * Applies stored updates in one transaction (see `applyStored`): one that cannot be applied is skipped,
+   * logged and counted. Returns the indexes of those skipped; null for a throw as the transaction finished.
    */
   #applyStored (updates: readonly Uint8Array[], origin: symbol): Array<number | null> {
     const skipped: Array<number | null> = []
@@ -209,8 +202,7 @@ export class Room {
   /** Adds a peer: it receives sync step 1 and every known awareness state. Call after `loaded`. */
   join (peer: Peer): void {
     this.peers.add(peer)
-    this.#step1Frame ??= protocol.encodeSyncStep1(Y.encodeStateVector(this.doc))
-    peer.send(this.#step1Frame)
+    peer.send(this.#frames.step1())
     this.#awareness.joined(peer)
   }
 
@@ -225,31 +217,18 @@ export class Room {
     return this.#awareness.ownerOf(client)
   }
 
-  /** Handles one decoded message from a joined peer. Throws SyncError for input the peer must be closed for. */
-  receive (peer: Peer, message: protocol.Message): void {
+  /**
+   * Handles one message from a joined peer. Throws SyncError for input the peer must be closed for;
+   * BAD_UPDATE leaves the room as it was.
+   */
+  receive (peer: Peer, message: ReceivedMessage): void {
     switch (message.type) {
-      case 'sync-step1': {
-        if (isEmptyStateVector(message.stateVector)) {
-          this.#fullStep2Frame ??= protocol.encodeSyncStep2(Y.encodeStateAsUpdate(this.doc))
-          peer.send(this.#fullStep2Frame)
-          return
-        }
-        let update: Uint8Array
-        try {
-          update = Y.encodeStateAsUpdate(this.doc, message.stateVector)
-        } catch {
-          throw new SyncError('BAD_MESSAGE', 'sync step 1 carries an unreadable state vector')
-        }
-        peer.send(protocol.encodeSyncStep2(update))
+      case 'sync-step1':
+        peer.send(this.#frames.step2For(message.stateVector))
         return
-      }
       case 'sync-step2':
       case 'sync-update':
-        if (!peer.canWrite) {
-          if (!isEmptyUpdate(message.update)) peer.send(protocol.encodePermissionDenied('read-only access'))
-          return
-        }
-        if (!this.submit(message.update, peer)) this.#askForMissing(peer)
+        if (this.#takeUpdates(peer, [message], null)) this.#writes.askForMissing(peer)
         return
       case 'awareness':
         this.#awareness.receive(peer, message.update)
@@ -262,203 +241,72 @@ export class Room {
     }
   }
 
-  /** See `RoomAwareness.receiveFromClient`. */
-  applyAwareness (update: Uint8Array): ReadonlySet<number> {
-    return this.#awareness.receiveFromClient(update)
-  }
-
   /**
-   * Queues an update for the next group commit; it is applied and broadcast once stored. `done` is
-   * called after that, or with the error if the commit failed. Returns false, calling nothing, for an
-   * update that depends on content the room does not have (see `admitUpdate`): nothing of it is stored.
-   * Throws BAD_UPDATE for an update that must never be stored.
+   * `receive` for a client without a connection (a long-poll send): its messages take effect together or
+   * not at all (every update admitted, the awareness applied, before any update is queued). Resolves once
+   * the updates are stored. Step 1 and query awareness are answered then, so that step 2 holds what they
+   * brought; a step 1 also gets the room's step 1, the handshake's half a socket got on joining.
    */
-  submit (update: Uint8Array, from: Peer | null, done: ((error?: Error) => void) | null = null): boolean {
-    const admitted = admitUpdate(this.doc, update, this.#pending.reach, this.#pending)
-    if (admitted === 'incomplete') return false
-    if (admitted === 'known') {
-      done?.()
-      return true
-    }
-    // Views into a socket's receive buffer must not outlive the message handler.
-    this.#pending.add({ update: admitted.update === update ? update.slice() : admitted.update, from, applied: false, done, claims: admitted.claims }, admitted)
-    this.#ctx.commits.schedule(this)
-    return true
-  }
-
-  /**
-   * A server-side change: runs `change` on a copy of the document and submits the update it made like a
-   * client's, so that the change is stored before any client sees it. Resolves with what `change`
-   * returned once the change is stored and sent; rejects, leaving the document as it was, if storing it
-   * failed. Changes of one room run one after another, each on a copy holding the ones before it.
-   */
-  transact<T> (change: (doc: Y.Doc) => T): Promise<T> {
-    const run = this.#transacting.then(async () => {
-      const copy = new Y.Doc({ gc: true, guid: this.name, gcFilter: collectDeepTypes })
-      Y.applyUpdate(copy, Y.encodeStateAsUpdate(this.doc))
-      copy.clientID = this.#editorID
-      const made: Uint8Array[] = []
-      copy.on('update', (update: Uint8Array) => { made.push(update) })
-      let result!: T
-      copy.transact(() => { result = change(copy) })
-      // Shared types `change` defined without content are no part of any update; the room knows them too.
-      for (const [key, type] of copy.share) if (!this.doc.share.has(key)) this.doc.get(key, type.constructor as typeof Y.AbstractType<unknown>)
-      copy.destroy()
-      if (made.length > 0 && !await this.submitAndWait(made.length === 1 ? made[0]! : Y.mergeUpdates(made))) {
-        throw new Error(`room ${this.name}: a server-side change depends on content the room no longer has`)
+  async receiveAll (peer: Peer, messages: readonly ReceivedMessage[]): Promise<void> {
+    let incomplete = false
+    await new Promise<void>((resolve, reject) => {
+      let waiting = 1
+      const done = (error?: Error): void => {
+        if (error !== undefined) reject(error)
+        else if (--waiting === 0) resolve()
       }
-      return result
-    })
-    this.#transacting = run.catch(() => {})
-    return run
-  }
-
-  /**
-   * `submit` as a promise: resolves to true once the update is stored and visible, or at once to false
-   * if it depends on content the room does not have.
-   */
-  submitAndWait (update: Uint8Array): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      if (!this.submit(update, null, (error) => error === undefined ? resolve(true) : reject(error))) resolve(false)
-    })
-  }
-
-  /**
-   * Asks a peer whose update was refused as incomplete for what the room lacks: sync step 1, which a
-   * client answers with a step 2 holding everything the room's state vector does not cover. Usually the
-   * update raced the client's own step 2, which brings the missing content anyway. A client that lacks
-   * the content itself (it is pending in its document too) is asked again at most every ASK_INTERVAL_MS.
-   */
-  #askForMissing (peer: Peer): void {
-    const now = Date.now()
-    if (now - (this.#askedAt.get(peer) ?? -Infinity) < ASK_INTERVAL_MS) return
-    this.#askedAt.set(peer, now)
-    this.#ctx.log.info({ room: this.name, peer: peer.label }, 'an update depends on content the room does not have; asked the client for it')
-    this.#step1Frame ??= protocol.encodeSyncStep1(Y.encodeStateVector(this.doc))
-    peer.send(this.#step1Frame)
-  }
-
-  /** Called by the group committer: the updates to store now (none while they wait to be admitted again). */
-  takePending (): PendingUpdate[] {
-    return this.#readmitting ? [] : this.#pending.take()
-  }
-
-  /**
-   * Called by the group committer once `batch` is stored as commit `seq`. The bus message holds the whole
-   * commit, whatever the document held before: a receiver that gets it holds that commit. Whatever
-   * applying it does, every waiter is answered and the room goes on: an update Yjs throws on is refused
-   * (its sender closed with BAD_UPDATE, left out of the bus message; every load skips it and the next
-   * compaction drops it), the others are applied and broadcast.
-   */
-  committed (batch: readonly PendingUpdate[], seq: number): void {
-    let refused = new Set<PendingUpdate>()
-    try {
-      if (!this.#destroyed) {
-        // A catch-up read may have brought this commit already: then what applying it adds is not all of it.
-        const broughtAlready = this.#tracked && this.#commits.has(seq)
-        const fresh = batch.filter((item) => !item.applied)
-        this.#committedDelta = null
-        if (fresh.length > 0) refused = this.#applyCommitted(fresh)
-        const serverEdits = batch.filter((item) => item.applied).map((item) => item.update)
-        for (const update of serverEdits) this.#sendUpdate(update)
-        if (this.#ctx.bus !== null) {
-          // The message holds the whole commit, so that a receiver holding it holds that commit: what
-          // applying it added (every struct, being new; deletions already here come with the commit that
-          // made them), or, when that is not all of it, the batch merged.
-          let parts = [...(this.#committedDelta === null ? [] : [this.#committedDelta]), ...serverEdits]
-          if (broughtAlready || refused.size > 0 || parts.length === 0) parts = batch.filter((item) => !refused.has(item)).map((item) => item.update)
-          // A commit whose every update was refused still goes out: the bus numbers commits.
-          const data = parts.length === 0 ? new Uint8Array([0, 0]) : parts.length === 1 ? parts[0]! : Y.mergeUpdates(parts)
-          this.#publish({ kind: 'update', data, ...(this.#tracked ? { seq } : {}) })
-        }
-        this.#committedDelta = null
-        if (this.#tracked) this.#commits.holds(seq)
-      }
-    } finally {
-      for (const item of batch) {
-        try {
-          item.done?.(refused.has(item) ? new SyncError('BAD_UPDATE', 'the update cannot be applied') : undefined)
-        } catch (error) {
-          this.#ctx.log.error({ room: this.name, err: error }, 'a commit waiter threw')
-        }
-      }
-      this.#compaction.stored(batch.length)
-      this.#pending.stored(batch)
-    }
-  }
-
-  /** Applies committed updates; returns those Yjs threw on, whose senders are closed with BAD_UPDATE. */
-  #applyCommitted (fresh: readonly PendingUpdate[]): Set<PendingUpdate> {
-    const skipped = this.#applyStored(fresh.map((item) => item.update), ORIGIN_COMMITTED)
-    const refused = new Set<PendingUpdate>()
-    for (const index of skipped) if (index !== null) refused.add(fresh[index]!)
-    for (const item of refused) {
-      const failure = new SyncError('BAD_UPDATE', 'the update cannot be applied')
-      item.from?.close(failure.closeCode, failure.message)
-    }
-    // Yjs threw while finishing the transaction, before its update event: local peers get what the batch
-    // brought from where it started, so that broadcasting goes on (the bus gets the commit as always).
-    if (skipped.includes(null)) this.#sendUpdate(Y.encodeStateAsUpdate(this.doc, stateBefore(this.doc, fresh.map((item) => item.update))))
-    return refused
-  }
-
-  /**
-   * Called by the group committer when storing `batch` failed: nothing of it, nor of what was queued
-   * after it, is applied or sent.
-   */
-  commitFailed (batch: readonly PendingUpdate[], error: Error): void {
-    const senders = new Set<Peer>()
-    for (const item of this.#pending.fail(batch)) {
-      if (item.from !== null) senders.add(item.from)
-      item.done?.(new SyncError('STORAGE_UNAVAILABLE', error.message))
-    }
-    // The senders still hold their edits: closed, they reconnect and send them again in sync step 2.
-    for (const peer of senders) {
-      const failure = new SyncError('STORAGE_UNAVAILABLE')
-      peer.close(failure.closeCode, failure.message)
-    }
-    if (this.#pending.queued > 0) setTimeout(() => this.#ctx.commits.schedule(this), 1000).unref()
-    this.#pending.settle()
-  }
-
-  /**
-   * Called by the group committer when storage refused `batch`: another instance committed structs under
-   * ids it takes, after the last commit this document holds in order. The room reads what it lacks, then
-   * admits the batch and everything queued after it again, against the whole committed log: what others
-   * committed already is dropped (and acknowledged), what differs from it is refused with
-   * CONFLICTING_UPDATE, and the rest is committed.
-   */
-  refused (batch: readonly PendingUpdate[]): void {
-    this.#ctx.onRefused?.()
-    this.#pending.refused(batch)
-    if (this.#readmitting) return
-    this.#readmitting = true
-    this.#commits.catchUp().then(() => {
-      this.#readmitting = false
-      this.#pending.readmit((update, queued, content) => {
-        if (this.#destroyed) return 'incomplete'
-        return admitUpdate(this.doc, update, queued, content)
-      }, {
-        incomplete: (item) => {
-          item.done?.(new Error(`room ${this.name}: an update depends on content the room does not have`))
-          if (item.from !== null && !this.#destroyed) this.#askForMissing(item.from)
-        },
-        refuse: (item, error) => {
-          this.#ctx.log.warn({ room: this.name, peer: item.from?.label, err: error }, 'refused an update: another instance committed other content under its ids')
-          item.done?.(error)
-          item.from?.close(error.closeCode, error.message)
-        },
+      const updates = messages.filter(isUpdate)
+      waiting += updates.length
+      incomplete = this.#takeUpdates(peer, updates, done, () => {
+        for (const message of messages) if (message.type === 'awareness') this.receive(peer, message)
       })
-      if (this.#pending.queued > 0) this.#ctx.commits.schedule(this)
-    }, (error: unknown) => {
-      this.#readmitting = false
-      this.commitFailed([], error instanceof Error ? error : new Error(String(error)))
+      done()
     })
+    if (incomplete) this.#writes.askForMissing(peer)
+    for (const message of messages) {
+      if (message.type !== 'sync-step1' && message.type !== 'query-awareness') continue
+      this.receive(peer, message)
+      if (message.type === 'sync-step1') peer.send(this.#frames.step1())
+    }
+  }
+
+  /**
+   * A read-only peer's edits are refused with permission denied, each on its own, and change nothing;
+   * a writer's are admitted, all before any is queued (BAD_UPDATE changes nothing), `between` runs, and
+   * they are queued. `done` hears of each update once stored (at once if it adds nothing or is refused).
+   * Returns whether one depended on content the room lacks: the peer must be asked for it.
+   */
+  #takeUpdates (peer: Peer, updates: readonly ReceivedUpdate[], done: ((error?: Error) => void) | null, between?: () => void): boolean {
+    if (!peer.canWrite) {
+      for (const { update } of updates) if (!isEmptyUpdate(update)) peer.send(protocol.encodePermissionDenied('read-only access'))
+      between?.()
+      for (let i = 0; i < updates.length; i++) done?.()
+      return false
+    }
+    const admitted = this.#writes.admit(updates)
+    between?.()
+    let incomplete = false
+    admitted.forEach((admission, i) => {
+      if (this.#writes.queue(admission, updates[i]!.update, peer, done)) return
+      incomplete = true
+      done?.()
+    })
+    return incomplete
+  }
+
+  /** A server-side change, stored before any client sees it: see `RoomWrites.transact`. */
+  transact<T> (change: (doc: Y.Doc) => T): Promise<T> {
+    return this.#writes.transact(change)
+  }
+
+  /** Stores an update, then applies and sends it: see `RoomWrites.submitAndWait`. */
+  submitAndWait (update: Uint8Array): Promise<boolean> {
+    return this.#writes.submitAndWait(update)
   }
 
   /** Resolves when every update submitted so far is committed (or failed). */
   flushed (): Promise<void> {
-    return this.#pending.flushed()
+    return this.#writes.flushed()
   }
 
   /** Calls `listener` after every update or awareness change that reached local peers. */
@@ -467,17 +315,15 @@ export class Room {
     return () => this.#listeners.delete(listener)
   }
 
+  /**
+   * Every change of the document passes here. What was stored (committed here, or on another instance
+   * and read from the bus or storage) goes to the peers; the write path publishes what it committed. A
+   * server-side edit made on the document directly is stored first, and sent then (see RoomWrites.edited).
+   */
   #onDocUpdate = (update: Uint8Array, origin: unknown): void => {
-    this.#step1Frame = null
-    this.#fullStep2Frame = null
-    if (origin === ORIGIN_COMMITTED || origin === ORIGIN_BUS) {
-      if (origin === ORIGIN_COMMITTED) this.#committedDelta = update
-      this.#sendUpdate(update)
-      return
-    }
-    // A server-side edit (embedding API): it is in the document already; store it, then send it.
-    this.#pending.add({ update, from: null, applied: true, done: null, claims: claimsOf(update) })
-    this.#ctx.commits.schedule(this)
+    this.#frames.clear()
+    if (origin === ORIGIN_COMMITTED || origin === ORIGIN_BUS) this.#sendUpdate(update)
+    else this.#writes.edited(update)
   }
 
   #onBusMessage (message: BusMessage): void {
@@ -544,6 +390,7 @@ export class Room {
   destroy (): void {
     if (this.#destroyed) return
     this.#destroyed = true
+    this.#writes.close()
     this.#commits.destroy()
     this.#listeners.clear()
     void this.#subscription?.close().catch(() => {})

@@ -94,6 +94,31 @@ export class Rooms {
     return room
   }
 
+  /**
+   * `acquire`, then waits for the room's load: STORAGE_UNAVAILABLE, the room released, if it failed.
+   * Release the room after use.
+   */
+  async open (name: string): Promise<Room> {
+    const room = this.acquire(name)
+    try {
+      await room.loaded
+    } catch (error) {
+      this.release(room)
+      throw new SyncError('STORAGE_UNAVAILABLE', `the room could not be loaded: ${(error as Error).message}`)
+    }
+    return room
+  }
+
+  /** Holds the room loaded while `use` runs (see `open`), and releases it after. */
+  async use<T> (name: string, use: (room: Room) => T | Promise<T>): Promise<T> {
+    const room = await this.open(name)
+    try {
+      return await use(room)
+    } finally {
+      this.release(room)
+    }
+  }
+
   release (room: Room): void {
     room.holds--
     if (room.holds > 0 || this.#rooms.get(room.name) !== room) return

@@ -25,6 +25,7 @@ import type { Storage } from './storage/storage.js'
 import { docApiRoutes } from './transport/doc-api.js'
 import { demoRoutes } from './transport/demo.js'
 import { healthRoutes } from './transport/health.js'
+import { answerHttpError } from './transport/failures.js'
 import { sendText, type RequestHandler } from './transport/responses.js'
 import { staticRoutes } from './transport/static-files.js'
 import { LongPollTransport } from './transport/long-poll.js'
@@ -259,22 +260,12 @@ export class SyncServer {
   #serve (request: IncomingMessage, response: ServerResponse): void {
     this.handleRequest(request, response).then((handled) => {
       if (!handled) sendText(response, 404, 'not found')
-    }, (error: unknown) => {
-      this.log.error({ err: error, url: urlForLog(request.url) }, 'request failed')
-      if (!response.headersSent) sendText(response, 500, 'internal error')
-      else response.destroy()
-    })
+    }, (error: unknown) => answerHttpError(request, response, error, { log: this.log, subject: 'request' }))
   }
 
   /** Loads a room (if needed) and holds it for server-side reads and writes until `release`. */
   async openRoom (name: string): Promise<RoomHandle> {
-    const room = this.rooms.acquire(name)
-    try {
-      await room.loaded
-    } catch (error) {
-      this.rooms.release(room)
-      throw error
-    }
+    const room = await this.rooms.open(name)
     let released = false
     return {
       name,
@@ -295,21 +286,11 @@ export class SyncServer {
    * (STORAGE_UNAVAILABLE), changing nothing, if it could not be stored.
    */
   async transact<T> (name: string, change: (doc: Y.Doc) => T): Promise<T> {
-    const handle = await this.openRoom(name)
-    try {
-      return await handle.transact(change)
-    } finally {
-      handle.release()
-    }
+    return this.rooms.use(name, (room) => room.transact(change))
   }
 
   async #withDoc<T> (name: string, read: (doc: Y.Doc) => T): Promise<T> {
-    const handle = await this.openRoom(name)
-    try {
-      return read(handle.doc)
-    } finally {
-      handle.release()
-    }
+    return this.rooms.use(name, (room) => read(room.doc))
   }
 
   /** The loaded room of that name, if any (for transports and metrics). */

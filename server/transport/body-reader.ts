@@ -35,6 +35,8 @@ export const readBody = (request: IncomingMessage, limits: BodyLimits): Promise<
   const tooBig = limits.tooBig ?? defaultTooBig(maxBytes)
   const declared = Number(request.headers['content-length'] ?? Number.NaN)
   if (declared > maxBytes) return Promise.reject(tooBig(declared))
+  // Gone already, while the request waited for its turn (authorization): no event will come.
+  if (request.destroyed && !request.complete) return Promise.reject(new ClientGone('the client left before its request body was complete'))
   let held = 0
   if (declared > 0) {
     if (!budget.resize(0, declared)) return Promise.reject(overBudget())

@@ -15,13 +15,13 @@ import { clientAddress } from '../connection-limits.js'
 import { docToJson } from '../doc-json.js'
 import { SyncError, type ErrorCode } from '../errors.js'
 import type { InputBudget } from '../input-budget.js'
-import { urlForLog } from '../log.js'
 import type { AddressRateLimit } from '../rate-limit.js'
 import type { Room } from '../room.js'
 import { validateUpdate } from '../update-admission.js'
 import type { Rooms } from '../rooms.js'
 import type { Storage } from '../storage/storage.js'
-import { ClientGone, connectionAfter, readBody } from './body-reader.js'
+import { readBody } from './body-reader.js'
+import { answerHttpError } from './failures.js'
 import { pathOf, sendJson, type RequestHandler } from './responses.js'
 import type { Access, Authorize } from '../access.js'
 
@@ -61,39 +61,13 @@ export const docApiRoutes = (options: DocApiOptions): RequestHandler => async (r
     }
     const address = clientAddress(request, options.trustProxy)
     if (!options.requestLimit.take(address)) throw new SyncError('RATE_LIMITED', `more document API requests from ${address} than its limit allows; retry later`)
-    const access = await authorizeRequest(options, request, room)
+    const access = await options.authorize(request, room)
     if (request.method === 'POST') await applyUpdate(options, request, response, room, access)
     else await read(options, response, room, binary)
   } catch (error) {
-    // Nobody is left to answer, and a connection that drops is no fault of the server's.
-    if (error instanceof ClientGone) {
-      options.log.debug({ room, method: request.method }, error.message)
-      return true
-    }
-    const failure = error instanceof SyncError ? error : new SyncError('INTERNAL')
-    if (failure.code === 'INTERNAL') options.log.error({ err: error, room, method: request.method, url: urlForLog(request.url) }, 'document API request failed')
-    else options.log.warn({ room, method: request.method, code: failure.code, detail: failure.message }, 'document API refused a request')
-    options.onError?.(failure.code)
-    if (response.headersSent) {
-      response.destroy()
-      return true
-    }
-    // A refused body is not read: close the connection rather than drain it.
-    for (const [name, value] of Object.entries(connectionAfter(request))) response.setHeader(name, value)
-    if (failure.status === 429 || failure.status === 503) response.setHeader('retry-after', '1')
-    sendJson(response, failure.status, { error: failure.code, message: failure.message })
+    answerHttpError(request, response, error, { log: options.log, onError: options.onError, subject: 'document API request', json: true })
   }
   return true
-}
-
-const authorizeRequest = async (options: DocApiOptions, request: IncomingMessage, room: string): Promise<Access> => {
-  try {
-    return await options.authorize(request, room)
-  } catch (error) {
-    if (error instanceof SyncError) throw error
-    options.log.error({ err: error, room }, 'authorize threw')
-    throw new SyncError('INTERNAL')
-  }
 }
 
 /** Holds the room loaded while `use` runs. `create: false` refuses a room that storage has never seen. */
@@ -101,17 +75,7 @@ const withRoom = async <T>(options: DocApiOptions, name: string, create: boolean
   if (!create && options.rooms.get(name) === undefined && !(await options.storage.has(name))) {
     throw new SyncError('NOT_FOUND', `room "${name}" does not exist`)
   }
-  const room = options.rooms.acquire(name)
-  try {
-    try {
-      await room.loaded
-    } catch {
-      throw new SyncError('STORAGE_UNAVAILABLE', 'the room could not be loaded')
-    }
-    return await use(room)
-  } finally {
-    options.rooms.release(room)
-  }
+  return options.rooms.use(name, use)
 }
 
 const read = async (options: DocApiOptions, response: ServerResponse, name: string, binary: boolean): Promise<void> => {

@@ -8,10 +8,14 @@
  * - its awareness messages become one update, with each client's entry as y-protocols would keep it after
  *   applying them in order: the room applies it once, so the limit of states a client may add counts per
  *   request, and the room's peers get one frame;
- * - query-awareness and a read-only client's step 2 are answered once.
+ * - query-awareness and a read-only client's edits are answered once.
  *
  * Updates stay one by one (each is admitted on its own; merging them first costs Yjs quadratic time in
- * their number), and only a write client sends them; empty ones are dropped. Frames are
+ * their number), and only a write client sends them; empty ones are dropped. They are kept as views into
+ * the body, not decoded (a decoded update costs some hundred times its bytes): the room decodes each once,
+ * admitting them all before it queues any (see `Room.receiveAll`), so one bad update changes nothing.
+ * `sendMessages` hands the room the folded body as y-websocket messages: the room answers them as it
+ * answers a socket's. Frames are
  * read one at a time, never held as a list: a body of millions of tiny frames costs no more memory than
  * its bytes. Every frame is checked before anything takes effect, so a body with one bad frame changes
  * nothing.
@@ -19,9 +23,10 @@
 import * as decoding from 'lib0/decoding'
 import * as Y from 'yjs'
 import type { Access } from '../access.js'
-import { checkStatesAreJson, NULL_STATE, readAwarenessEntries, type AwarenessEntry } from '../awareness-codec.js'
+import { checkStatesAreJson, encodeAwarenessEntries, NULL_STATE, readAwarenessEntries, type AwarenessEntry } from '../awareness-codec.js'
 import { SyncError } from '../errors.js'
 import * as protocol from '../protocol.js'
+import type { ReceivedMessage } from '../room.js'
 import { isEmptyUpdate, validateUpdate } from '../update-admission.js'
 import { PollWireError } from './long-poll-wire.js'
 
@@ -31,27 +36,27 @@ export const MAX_SEND_AWARENESS_CLIENTS = 20_000
 export interface SendPlan {
   /** Frames the body held (for the metrics). */
   readonly frames: number
-  /**
-   * A write client's non-empty updates (step 2 and update messages), in order, each checked to decode.
-   * Views into the body, not decoded copies: those cost some hundred times their bytes.
-   */
+  /** A write client's non-empty updates (step 2 and update messages), in order: views into the body. */
   readonly updates: readonly Uint8Array[]
   /** The lowest of the body's step 1 state vectors (a step 2 against it answers each), or null for none. */
   readonly stateVector: Map<number, number> | null
   /** The body's awareness messages as one: each client's entry that applying them in order would keep. */
   readonly awareness: ReadonlyMap<number, AwarenessEntry>
   readonly queryAwareness: boolean
-  /** A read-only client sent a step 2 with content: it is dropped, and answered with permission denied once. */
-  readonly readOnlyStep2: boolean
+  /**
+   * The first edit (a step 2 or update with content) of a read-only client, or null: its edits are
+   * dropped, and answered with permission denied once, as the room answers a read-only socket's.
+   */
+  readonly readOnlyEdit: Uint8Array | null
 }
 
-/** Decodes and checks a send's body; throws SyncError (BAD_MESSAGE, BAD_UPDATE, FORBIDDEN) for a bad one. */
+/** Decodes and checks a send's body; throws SyncError (BAD_MESSAGE, BAD_UPDATE) for a bad one. */
 export const planSend = (body: Uint8Array, access: Access): SendPlan => {
   const updates: Uint8Array[] = []
   const awareness = new Map<number, AwarenessEntry>()
   let stateVector: Map<number, number> | null = null
   let queryAwareness = false
-  let readOnlyStep2 = false
+  let readOnlyEdit: Uint8Array | null = null
   let frames = 0
   const decoder = decoding.createDecoder(body)
   try {
@@ -66,12 +71,10 @@ export const planSend = (body: Uint8Array, access: Access): SendPlan => {
         case 'sync-update':
           if (access.mode === 'read') {
             if (isEmptyUpdate(message.update)) break
-            if (message.type === 'sync-update') throw new SyncError('FORBIDDEN', 'read-only access: updates are not accepted')
             validateUpdate(message.update)
-            readOnlyStep2 = true
+            readOnlyEdit ??= message.update
             break
           }
-          validateUpdate(message.update)
           if (!isEmptyUpdate(message.update)) updates.push(message.update)
           break
         case 'awareness': {
@@ -93,7 +96,17 @@ export const planSend = (body: Uint8Array, access: Access): SendPlan => {
     if (error instanceof PollWireError || error instanceof protocol.ProtocolError) throw new SyncError('BAD_MESSAGE', error.message)
     throw error
   }
-  return { frames, updates, stateVector, awareness, queryAwareness, readOnlyStep2 }
+  return { frames, updates, stateVector, awareness, queryAwareness, readOnlyEdit }
+}
+
+/** The folded body as the messages the room takes. */
+export const sendMessages = (plan: SendPlan): ReceivedMessage[] => {
+  const messages: ReceivedMessage[] = plan.updates.map((update) => ({ type: 'sync-update', update }))
+  if (plan.readOnlyEdit !== null) messages.push({ type: 'sync-update', update: plan.readOnlyEdit })
+  if (plan.awareness.size > 0) messages.push({ type: 'awareness', update: encodeAwarenessEntries([...plan.awareness.values()]) })
+  if (plan.stateVector !== null) messages.push({ type: 'sync-step1', stateVector: Y.encodeStateVector(plan.stateVector) })
+  if (plan.queryAwareness) messages.push({ type: 'query-awareness' })
+  return messages
 }
 
 const { readBytes } = protocol.fieldReaders('body', (message) => new PollWireError(message))

@@ -23,10 +23,10 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
-import { fieldReaders } from '../protocol.js'
+import { fieldReaders, ProtocolError } from '../protocol.js'
 
 /** Input that does not follow the format: the message says what was wrong (for a 400 and the log). */
-export class PollWireError extends Error {
+export class PollWireError extends ProtocolError {
   override readonly name = 'PollWireError'
 }
 

@@ -3,24 +3,23 @@ import type { Logger } from 'pino'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { clientAddress, type ConnectionCounter } from '../connection-limits.js'
-import { asRemovals, encodeAwarenessEntries } from '../awareness-codec.js'
 import { SyncError, type ErrorCode } from '../errors.js'
 import type { InputBudget } from '../input-budget.js'
-import { urlForLog } from '../log.js'
 import type { TrafficCounters } from '../metrics.js'
 import type { AddressRateLimit } from '../rate-limit.js'
 import * as protocol from '../protocol.js'
+import type { Peer } from '../peer.js'
 import type { Room } from '../room.js'
-import { checkOrigins, validateUpdate } from '../update-admission.js'
 import type { Rooms } from '../rooms.js'
-import { ClientGone, connectionAfter, readBody } from './body-reader.js'
+import { readBody } from './body-reader.js'
+import { answerHttpError } from './failures.js'
 import { pathOf, type RequestHandler } from './responses.js'
 import {
   awarenessToSend, clientLacks, decodePollRequest, encodeFrames, PollWireError,
   type AwarenessClock, type PollRequest,
 } from './long-poll-wire.js'
 import { heldClocks, HeldSnapshot, type RoomChange } from './held-snapshot.js'
-import { planSend, type SendPlan } from './long-poll-send.js'
+import { planSend, sendMessages } from './long-poll-send.js'
 import type { Access, Authorize } from '../access.js'
 
 export interface LongPollOptions {
@@ -109,7 +108,7 @@ export class LongPollTransport {
     try {
       await this.#serve(request, response, path.slice(this.#options.prefix.length))
     } catch (error) {
-      this.#fail(request, response, error)
+      answerHttpError(request, response, error, { log: this.#options.log, onError: this.#options.onError, subject: 'long-poll request' })
     }
     return true
   }
@@ -126,7 +125,10 @@ export class LongPollTransport {
 
   async #serve (request: IncomingMessage, response: ServerResponse, name: string): Promise<void> {
     if (name === '') throw new SyncError('BAD_ROOM', 'the URL names no room: use <prefix><room>')
-    if (request.method !== 'POST') throw new SyncError('METHOD_NOT_ALLOWED', `${request.method ?? '?'} is not allowed here; long-poll endpoints take POST only`)
+    if (request.method !== 'POST') {
+      response.setHeader('allow', 'POST')
+      throw new SyncError('METHOD_NOT_ALLOWED', `${request.method ?? '?'} is not allowed here; long-poll endpoints take POST only`)
+    }
     const op = new URL(request.url ?? '/', 'http://localhost').searchParams.get('op')
     if (op !== 'poll' && op !== 'send') throw new SyncError('BAD_MESSAGE', `?op= must be "poll" or "send", got ${JSON.stringify(op)}`)
     if (!this.#accepting) throw new SyncError('SHUTTING_DOWN')
@@ -134,7 +136,7 @@ export class LongPollTransport {
     if (!this.#options.requestLimit.take(address)) throw new SyncError('RATE_LIMITED', `more long-poll requests from ${address} than its limit allows; retry later`)
     const declared = Number(request.headers['content-length'] ?? 0)
     if (declared > this.#options.maxMessageBytes) throw this.#tooBig(declared)
-    const access = await this.#authorize(request, name)
+    const access = await this.#options.authorize(request, name)
     // A read-only client's send carries a step 1, awareness and an empty step 2: more can only be edits,
     // which it may not make, so it is refused before the body is read (or as soon as it is that long).
     const readOnlySend = op === 'send' && access.mode === 'read'
@@ -157,78 +159,20 @@ export class LongPollTransport {
         throw error instanceof PollWireError ? new SyncError('BAD_MESSAGE', error.message) : error
       }
       body = null
-      await this.#withRoom(name, (room) => this.#poll(room, poll, address, response))
+      await this.#options.rooms.use(name, (room) => this.#poll(room, poll, address, response))
     } else {
       const plan = planSend(body, access)
       const counters = this.#options.counters
       if (counters !== undefined) { counters.messagesIn += plan.frames; counters.bytesIn += body.length }
-      await this.#withRoom(name, (room) => this.#send(room, plan, access, response))
-    }
-  }
-
-  /** The one place a request is authorized: the seam auth and rate limits extend for both transports. */
-  async #authorize (request: IncomingMessage, name: string): Promise<Access> {
-    try {
-      return await this.#options.authorize(request, name)
-    } catch (error) {
-      if (error instanceof SyncError) throw error
-      this.#options.log.error({ err: error, room: name }, 'authorize threw')
-      throw new SyncError('INTERNAL')
+      // The room's peer for this request: what the room sends it is the answer.
+      const peer = new RequestPeer(access.mode === 'write', `poll ${address}`)
+      await this.#options.rooms.use(name, (room) => room.receiveAll(peer, sendMessages(plan)))
+      this.#reply(response, peer.frames)
     }
   }
 
   #tooBig (size: number): SyncError {
     return new SyncError('MESSAGE_TOO_BIG', `request body of ${size} bytes is over the limit of ${this.#options.maxMessageBytes}`)
-  }
-
-  /** Holds the room loaded for the duration of `use`. */
-  async #withRoom (name: string, use: (room: Room) => Promise<void>): Promise<void> {
-    const { rooms } = this.#options
-    const room = rooms.acquire(name)
-    try {
-      try {
-        await room.loaded
-      } catch {
-        throw new SyncError('STORAGE_UNAVAILABLE', 'the room could not be loaded')
-      }
-      await use(room)
-    } finally {
-      rooms.release(room)
-    }
-  }
-
-  async #send (room: Room, plan: SendPlan, access: Access, response: ServerResponse): Promise<void> {
-    const replies: Uint8Array[] = []
-    // Checked against the room before any is queued, so that a body with one forged update changes nothing.
-    // Decoded once more, one at a time, rather than held decoded from the parse.
-    for (const update of plan.updates) checkOrigins(room.doc, validateUpdate(update))
-    // One update for all of the body's awareness: the limits count per request, and peers get one frame.
-    const raised = plan.awareness.size > 0 ? room.applyAwareness(encodeAwarenessEntries([...plan.awareness.values()])) : new Set<number>()
-    const commits = access.mode === 'write' ? plan.updates.map((update) => room.submitAndWait(update)) : []
-    let stored: boolean[]
-    try {
-      stored = await Promise.all(commits)
-    } catch (error) {
-      throw error instanceof SyncError ? error : new SyncError('STORAGE_UNAVAILABLE', (error as Error).message)
-    }
-    // An update that depends on content the room lacks was refused: ask the client for that content.
-    if (stored.includes(false)) replies.push(protocol.encodeSyncStep1(Y.encodeStateVector(room.doc)))
-    // Answered after the commits, so that a step 2 in the reply holds the client's own updates too.
-    if (plan.stateVector !== null) {
-      replies.push(protocol.encodeSyncStep2(Y.encodeStateAsUpdate(room.doc, Y.encodeStateVector(plan.stateVector))))
-      // The socket handshake's server step 1: the client answers it with what the room lacks.
-      replies.push(protocol.encodeSyncStep1(Y.encodeStateVector(room.doc)))
-    }
-    if (plan.readOnlyStep2) replies.push(protocol.encodePermissionDenied('read-only access'))
-    // The echo a socket gets of its own awareness: it tells the client's provider, which closes a
-    // connection that received nothing for a while, that this one works; with every state, if the body
-    // asked for them. A state whose clock the room raised is echoed as a removal, as to a socket (see
-    // RoomAwareness).
-    const { meta, states } = room.awareness
-    const ids = new Set([...plan.awareness.keys()].filter((id) => meta.has(id)))
-    if (plan.queryAwareness) for (const id of states.keys()) ids.add(id)
-    if (ids.size > 0) replies.push(protocol.encodeAwareness(asRemovals(awarenessProtocol.encodeAwarenessUpdate(room.awareness, [...ids]), raised)))
-    this.#reply(response, replies)
   }
 
   async #poll (room: Room, poll: { request: PollRequest | null }, address: string, response: ServerResponse): Promise<void> {
@@ -351,32 +295,27 @@ export class LongPollTransport {
     watch.stop()
     this.#watches.delete(watch.room)
   }
+}
 
-  #fail (request: IncomingMessage, response: ServerResponse, error: unknown): void {
-    const url = urlForLog(request.url)
-    // Nobody is left to answer, and a connection that drops is no fault of the server's.
-    if (error instanceof ClientGone) return this.#options.log.debug({ url }, error.message)
-    const failure = error instanceof SyncError ? error : new SyncError('INTERNAL')
-    const log = { url, code: failure.code, detail: failure.message }
-    this.#options.onError?.(failure.code)
-    if (failure.code === 'INTERNAL') this.#options.log.error({ ...log, err: error }, 'long-poll request failed')
-    else if (failure.status === 503) this.#options.log.info(log, 'long-poll request refused for now')
-    else this.#options.log.warn(log, 'long-poll request refused')
-    if (response.headersSent || response.destroyed) return
-    // The close code lets a poll channel close exactly as a socket would have, without a table of its own.
-    const headers: Record<string, string> = {
-      'content-type': 'text/plain; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-error-code': failure.code,
-      'x-close-code': String(failure.closeCode),
-    }
-    if (failure.status === 503 || failure.status === 429) headers['retry-after'] = failure.code === 'OVERLOADED' ? '2' : '1'
-    // The rest of a refused body is never read: close the connection rather than drain it.
-    Object.assign(headers, connectionAfter(request))
-    if (failure.code === 'METHOD_NOT_ALLOWED') headers.allow = 'POST'
-    response.writeHead(failure.status, headers)
-    response.end(`${failure.code}: ${failure.message}\n`)
+/**
+ * The room's peer for one send: it collects the frames the room sends it, to answer with. The room closes
+ * a peer only when its updates could not be stored, and `receiveAll` rejects then: the answer says so.
+ */
+class RequestPeer implements Peer {
+  readonly frames: Uint8Array[] = []
+  readonly canWrite: boolean
+  readonly label: string
+
+  constructor (canWrite: boolean, label: string) {
+    this.canWrite = canWrite
+    this.label = label
   }
+
+  send (frame: Uint8Array): void {
+    this.frames.push(frame)
+  }
+
+  close (): void {}
 }
 
 /**

@@ -7,11 +7,12 @@ import { closeReason, SyncError, type ErrorCode } from '../errors.js'
 import type { InputBudget } from '../input-budget.js'
 import type { TrafficCounters } from '../metrics.js'
 import type { Peer } from '../peer.js'
-import { decodeMessage, ProtocolError } from '../protocol.js'
+import { decodeMessage } from '../protocol.js'
 import { TokenBucket } from '../rate-limit.js'
 import type { RateLimitStrikes } from '../rate-limit-strikes.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
+import { socketFailure } from './failures.js'
 import type { SharedFrame } from './shared-frame.js'
 import { rawSocketOf, unfinishedBytes } from './unfinished-input.js'
 
@@ -162,13 +163,7 @@ export class SocketPeer implements Peer {
   }
 
   #fail (error: unknown): void {
-    const failure = error instanceof SyncError
-      ? error
-      : error instanceof ProtocolError ? new SyncError('BAD_MESSAGE', error.message) : new SyncError('INTERNAL')
-    const { log } = this.#ctx
-    if (failure.code === 'INTERNAL') log.error({ err: error, room: this.#room.name, peer: this.label }, 'closing a connection after an internal error')
-    else log.warn({ room: this.#room.name, peer: this.label, code: failure.code, detail: failure.message }, 'closing a connection that sent bad input')
-    this.#ctx.onError?.(failure.code)
+    const failure = socketFailure(error, this.#ctx, { room: this.#room.name, peer: this.label }, 'connection')
     this.close(failure.closeCode, failure.message)
   }
 

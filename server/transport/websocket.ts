@@ -11,6 +11,7 @@ import { encodePermissionDenied } from '../protocol.js'
 import { RateLimitStrikes } from '../rate-limit-strikes.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
+import { socketFailure } from './failures.js'
 import { SharedFrame } from './shared-frame.js'
 import { SocketPeer, type SocketPeerContext } from './socket-peer.js'
 
@@ -79,7 +80,7 @@ export class WebSocketTransport {
   }
 
   handleUpgrade (request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const { log, rooms } = this.#options
+    const { rooms } = this.#options
     socket.on('error', this.#onUpgradeSocketError)
     if (!this.#accepting) {
       refuseUpgrade(socket, 503, 'server restarting')
@@ -112,9 +113,7 @@ export class WebSocketTransport {
       if (!rooms.canAcquire(name)) throw new SyncError('OVERLOADED', 'too many rooms loaded')
       slot = this.#options.connectionLimits.take(address, name)
     } catch (error) {
-      const refusal = error as SyncError
-      log.warn({ room: name, address, detail: refusal.message }, 'refusing a connection: over capacity')
-      this.#options.onError?.(refusal.code)
+      const refusal = socketFailure(error, this.#options, { room: name, address }, 'connection')
       refuseUpgrade(socket, refusal.status, refusal.message, { 'Retry-After': '5' })
       return
     }
@@ -147,10 +146,7 @@ export class WebSocketTransport {
    * 403 carries no close code, and the client would retry it forever. Nothing of the room is sent.
    */
   #refuse (request: IncomingMessage, socket: Duplex, head: Buffer, error: unknown, room: string, address: string): void {
-    const refusal = error instanceof SyncError ? error : new SyncError('INTERNAL')
-    if (!(error instanceof SyncError)) this.#options.log.error({ err: error, room }, 'authorize threw')
-    else this.#options.log.info({ room, address, code: refusal.code, detail: refusal.message }, 'refused a connection')
-    this.#options.onError?.(refusal.code)
+    const refusal = socketFailure(error, this.#options, { room, address }, 'connection')
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
       ws.on('error', () => {})
       ws.send(encodePermissionDenied(refusal.message))
@@ -166,7 +162,7 @@ export class WebSocketTransport {
     } catch (error) {
       // Rooms filled up between the check before the upgrade and now.
       slot.release()
-      const refusal = error instanceof SyncError ? error : new SyncError('INTERNAL')
+      const refusal = socketFailure(error, this.#options, { room: name, address }, 'connection')
       ws.close(refusal.closeCode, closeReason(refusal.message))
       this.#options.onClose?.(refusal.closeCode)
       return
