@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import * as Y from 'yjs'
 import { PostgresStorage } from '../server/storage/postgres.js'
 import { freePort, TempPostgres } from '../test/helpers/services.js'
@@ -76,6 +78,18 @@ export class ChaosCluster {
     return this.postgres.url
   }
 
+  /** The log lines of every instance process started, in start order: written out when a run fails. */
+  readonly runs: Array<{ readonly instance: number, readonly startedAt: string, readonly logs: ReadonlyArray<Record<string, unknown>> }> = []
+
+  /** Writes each instance process's log lines to `<dir>/instance-<n>-<start>.log` (one JSON line each). */
+  writeLogs (dir: string): void {
+    mkdirSync(dir, { recursive: true })
+    this.runs.forEach((run, k) => {
+      const file = join(dir, `instance-${run.instance}-${String(k + 1).padStart(3, '0')}.log`)
+      writeFileSync(file, `${JSON.stringify({ startedAt: run.startedAt })}\n${run.logs.map((line) => JSON.stringify(line)).join('\n')}\n`)
+    })
+  }
+
   /** Starts instance `i` on its port; retried, since a port just freed by a kill may linger a moment. */
   async startInstance (i: number): Promise<ServerProcess> {
     let lastError: unknown = null
@@ -94,6 +108,7 @@ export class ChaosCluster {
           ...this.#env,
         }, { port: this.ports[i]! })
         this.instances[i] = instance
+        this.runs.push({ instance: i + 1, startedAt: new Date().toISOString(), logs: instance.logs })
         void instance.exited.then((code) => {
           if (this.instances[i] === instance) this.incidents.push(`instance ${i + 1} exited by itself (${code})`)
         })

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import * as prng from 'lib0/prng'
 import { occurrences } from '../test/helpers/cluster.js'
 import { connectPollClient, connectWebsocketClient, wasSeen, writeToken, type ChaosClient, type Edit } from './chaos-clients.js'
@@ -47,6 +50,8 @@ export interface ChaosReport {
   readonly convergeGoalMs: number
   /** What still differed when the run gave up waiting, and instances that died or failed to start. */
   readonly problems: readonly string[]
+  /** The folder holding every instance's log lines, written when the run failed. */
+  readonly logs: string | null
   readonly ok: boolean
 }
 
@@ -173,11 +178,14 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
 
     let convergedMs: number | null = null
     let remaining: string[] = []
+    // The copies as last compared: what is lost or doubled is judged on the same reading as convergence.
+    let final = new Map<string, string>()
     const giveUp = healed + (options.convergeTimeoutMs ?? 60_000)
     // What still differed when the goal passed: why a slow convergence was slow.
     let atGoal: string[] = []
     for (;;) {
-      remaining = differences(await snapshot(cluster, clients, roomNames), edits, clients)
+      final = await snapshot(cluster, clients, roomNames)
+      remaining = differences(final, edits, clients)
       if (remaining.length === 0) {
         convergedMs = performance.now() - healed
         break
@@ -186,7 +194,6 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       if (performance.now() > giveUp || options.signal?.aborted === true) break
       await sleep(100)
     }
-    const final = await snapshot(cluster, clients, roomNames)
     const seenEdits = edits.filter((e) => wasSeen(e, clients))
     const lost = seenEdits.filter((e) => [...final].some(([where, text]) => roomOf(where, clients) === e.room && occurrences(text, e.token) === 0)).map((e) => e.token)
     const duplicated = edits.filter((e) => [...final].some(([where, text]) => roomOf(where, clients) === e.room && occurrences(text, e.token) > 1)).map((e) => e.token)
@@ -197,6 +204,12 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       ...remaining,
       ...(unseen.length > 0 && remaining.length > 0 ? [`edits no client saw echoed: ${runs(unseen.map((e) => e.token))}`] : []),
     ]
+    const ok = lost.length === 0 && duplicated.length === 0 && convergedMs !== null && convergedMs <= goal && cluster.incidents.every((i) => !i.includes('exited by itself'))
+    let logs: string | null = null
+    if (!ok) {
+      logs = mkdtempSync(join(tmpdir(), `yjs-relay-chaos-${options.seed}-`))
+      cluster.writeLogs(logs)
+    }
     return {
       seed: options.seed,
       faults: injected,
@@ -207,7 +220,8 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       convergedMs,
       convergeGoalMs: goal,
       problems,
-      ok: lost.length === 0 && duplicated.length === 0 && convergedMs !== null && convergedMs <= goal && cluster.incidents.every((i) => !i.includes('exited by itself')),
+      logs,
+      ok,
     }
   } finally {
     for (const timer of timers) clearTimeout(timer)
@@ -268,5 +282,6 @@ export const formatReport = (report: ChaosReport): string => {
   lines.push(`duplicated: ${report.duplicated.length}${report.duplicated.length > 0 ? ` (${report.duplicated.slice(0, 10).join(' ')})` : ''}`)
   lines.push(`time to converge after the last fault: ${report.convergedMs === null ? 'never' : `${report.convergedMs.toFixed(0)} ms`} (goal ${report.convergeGoalMs} ms)`)
   for (const problem of report.problems) lines.push(`  ! ${problem}`)
+  if (report.logs !== null) lines.push(`instance logs: ${report.logs}`)
   return lines.join('\n')
 }

@@ -9,13 +9,26 @@ import { waitFor } from './wait.js'
 const run = promisify(execFile)
 const PG_BIN = '/usr/lib/postgresql/15/bin'
 
-/** A TCP port nobody listens on right now. */
+/** Ports below Linux's ephemeral range (32768-60999), which outgoing connections never take. */
+const FIXED_PORTS = { from: 10_000, to: 32_000 }
+
+/**
+ * A TCP port nobody listens on right now, below the ephemeral range: a process restarted on it (a killed
+ * instance coming back) would otherwise find it taken by an outgoing connection that the kernel gave the
+ * same number meanwhile, and fail with EADDRINUSE.
+ */
 export const freePort = async (): Promise<number> => {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+  for (;;) {
+    const port = FIXED_PORTS.from + Math.floor(Math.random() * (FIXED_PORTS.to - FIXED_PORTS.from))
+    const server = createServer()
+    const listening = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false))
+      server.listen(port, '127.0.0.1', () => resolve(true))
+    })
+    if (!listening) continue
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    return port
+  }
 }
 
 const accepts = (port: number): Promise<boolean> => new Promise((resolve) => {
