@@ -11,8 +11,8 @@ import { RoundRobinProxy } from './round-robin-proxy.js'
 const SCHEMA = 'chaos'
 
 /**
- * What a chaos run breaks: three instances (real server processes on fixed loopback ports, so the
- * no-affinity proxy in front finds a restarted one again), each reaching its own Redis and Postgres
+ * What a chaos run breaks: three instances (real server processes on loopback ports that the no-affinity
+ * proxy in front knows, so that it finds a restarted one again), each reaching its own Redis and Postgres
  * through fault proxies of its own, on a throw-away Redis and Postgres.
  */
 export class ChaosCluster {
@@ -20,7 +20,8 @@ export class ChaosCluster {
   readonly postgres: TempPostgres
   readonly proxy: RoundRobinProxy
   readonly proxyPort: number
-  readonly ports: readonly number[]
+  /** Each instance's port; an instance that finds its port taken when it restarts moves to another. */
+  readonly ports: number[]
   readonly redisProxies: readonly FaultProxy[]
   readonly postgresProxies: readonly FaultProxy[]
   readonly instances: Array<ServerProcess | null>
@@ -115,7 +116,14 @@ export class ChaosCluster {
         return instance
       } catch (error) {
         lastError = error
-        this.incidents.push(`instance ${i + 1} failed to start (attempt ${attempt + 1}): ${(error as Error).message.slice(0, 300)}`)
+        const message = (error as Error).message
+        // Another process took the port while the instance was down: move it, and tell the proxy.
+        if (message.includes('EADDRINUSE')) {
+          this.ports[i] = await freePort()
+          this.proxy.setBackend(i, { host: '127.0.0.1', port: this.ports[i] })
+          continue
+        }
+        this.incidents.push(`instance ${i + 1} failed to start (attempt ${attempt + 1}): ${message.slice(0, 300)}`)
         await new Promise((resolve) => setTimeout(resolve, 500))
       }
     }

@@ -35,6 +35,12 @@ export class RoundRobinProxy {
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head))
   }
 
+  /** Replaces backend `index` (a restarted backend that had to move to another port). */
+  setBackend (index: number, backend: Backend): void {
+    if (index < 0 || index >= this.#backends.length) throw new RangeError(`no backend ${index}`)
+    this.#backends[index] = backend
+  }
+
   async listen (port = 0, host = '127.0.0.1'): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject)

@@ -373,9 +373,8 @@ export class Room {
   #publish (message: BusMessage): void {
     const bus = this.#ctx.bus
     if (bus === null) return
-    bus.publish(this.name, message).catch((error: unknown) => {
-      this.#ctx.log.warn({ room: this.name, err: error }, 'bus publish failed; other instances catch up from storage')
-    })
+    // A failed publish is told once per outage (RedisPublisher); other instances catch up from storage.
+    bus.publish(this.name, message).catch(() => {})
   }
 
   /** Waits for pending commits, compacts, and frees the document. The room must have no peers. */

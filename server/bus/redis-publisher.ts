@@ -23,6 +23,8 @@ export class RedisPublisher {
   readonly #options: RedisPublisherOptions
   /** Rooms whose publish failed: announce a gap for each once Redis answers again. */
   readonly #unpublished = new Set<string>()
+  /** Publishing fails since the last success: told once per outage, not once per message. */
+  #failing = false
   #closed = false
 
   constructor (options: RedisPublisherOptions) {
@@ -32,9 +34,13 @@ export class RedisPublisher {
   async publish (room: string, message: BusMessage): Promise<void> {
     try {
       await this.#add(room, KIND[message.kind], Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength), message.seq)
+      if (this.#failing) this.#options.log.info('redis bus: publishing works again')
+      this.#failing = false
       if (this.#unpublished.size > 0) void this.announceGaps()
     } catch (error) {
       if (message.kind === 'update') this.#unpublished.add(room)
+      if (!this.#failing && !this.#closed) this.#options.log.warn({ err: error, room }, 'redis bus: publishing failed; other instances read what they miss from storage until it works again')
+      this.#failing = true
       throw error
     }
   }
