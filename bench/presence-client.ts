@@ -2,8 +2,8 @@
  * A raw client that moves a cursor and behaves, on awareness, like the stock provider of its server:
  * the y-websocket provider sends back every awareness change it receives (one message per frame that
  * changed anything); Hocuspocus's provider sends only its own changes. No Y.Doc and no Awareness: ids and
- * clocks are read from the bytes, echoes are the entries' bytes as received, and the states' JSON is
- * parsed only by latency probes, so that a few load-generator processes can hold hundreds of clients
+ * clocks are read from the bytes (through the server's awareness codec, which decodes no state), echoes
+ * are the entries' bytes as received, and the states' JSON is parsed only by latency probes, so that a few load-generator processes can hold hundreds of clients
  * without becoming the bottleneck.
  *
  * A cursor state carries the time it was set (`t`, ms on the shared clock): a probe receiving a newer
@@ -12,6 +12,7 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import WebSocket from 'ws'
+import { AwarenessEntryCursor, encodeAwarenessEntries, type AwarenessEntry } from '../server/awareness-codec.js'
 import { now } from './clock.js'
 import { makeCodec, type Dialect } from './wire.js'
 
@@ -23,8 +24,6 @@ export interface PresenceClientOptions {
   readonly room: string
   readonly probe: boolean
 }
-
-type Entry = [client: number, clock: number, state: string]
 
 export class PresenceClient {
   readonly id = Math.floor(Math.random() * 0xffffffff)
@@ -80,15 +79,8 @@ export class PresenceClient {
     })
   }
 
-  #send (entries: readonly Entry[]): void {
-    const update = encoding.createEncoder()
-    encoding.writeVarUint(update, entries.length)
-    for (const [client, clock, state] of entries) {
-      encoding.writeVarUint(update, client)
-      encoding.writeVarUint(update, clock)
-      encoding.writeVarString(update, state)
-    }
-    this.#sendUpdate(encoding.toUint8Array(update))
+  #send (entries: readonly AwarenessEntry[]): void {
+    this.#sendUpdate(encodeAwarenessEntries(entries))
   }
 
   #receive (data: Buffer, codec: ReturnType<typeof makeCodec>): void {
@@ -102,23 +94,17 @@ export class PresenceClient {
     }
     this.framesIn++
     const at = now()
-    const bytes = decoding.readVarUint8Array(decoder)
-    const update = decoding.createDecoder(bytes)
+    const entries = new AwarenessEntryCursor(decoding.createDecoder(decoding.readVarUint8Array(decoder)))
     // The changed entries' bytes, sent back as they came: what the stock provider's echo holds, without
     // the cost of decoding and encoding every state in the load generator.
     const changed: Uint8Array[] = []
-    for (let n = decoding.readVarUint(update); n > 0; n--) {
-      const start = update.pos
-      const client = decoding.readVarUint(update)
-      const clock = decoding.readVarUint(update)
-      const size = decoding.readVarUint(update)
-      const stateAt = update.pos
-      update.pos += size
+    while (entries.next()) {
+      const { client, clock } = entries
       if ((this.#held.get(client) ?? -1) >= clock) continue
       this.#held.set(client, clock)
-      changed.push(bytes.subarray(start, update.pos))
-      if (this.#options.probe && client !== this.id && size !== 4) {
-        const sent = (JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + stateAt, size).toString('utf8')) as { t?: number }).t
+      changed.push(entries.bytes.subarray(entries.entryStart, entries.end))
+      if (this.#options.probe && client !== this.id && !entries.removal) {
+        const sent = (JSON.parse(entries.state()) as { t?: number }).t
         if (typeof sent === 'number') this.latencies.push(at - sent)
       }
     }

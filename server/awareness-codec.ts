@@ -6,7 +6,9 @@
  * with the state `null` for a removal. y-protocols reads and writes these inside its Awareness; the
  * server also needs them apart from one: to raise clocks (awareness-revival.ts), check limits and echo
  * removals (room-awareness.ts), check a long-poll send before any of it applies, and track which instance
- * owns which state (bus/awareness-owners.ts). This is the one reader and the one writer for all of them.
+ * owns which state (bus/awareness-owners.ts), and to tell a client's echo from its news on every awareness
+ * message (awareness-echo.ts, which must not decode states). This is the one reader and the one writer for
+ * all of them; the load generator (bench/presence-client.ts) reads through it too.
  */
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
@@ -18,26 +20,98 @@ export type AwarenessEntry = readonly [client: number, clock: number, state: str
 /** The JSON of a removed state. */
 export const NULL_STATE = 'null'
 
-const { readUint, readBytes } = fieldReaders('awareness update', (message) => new ProtocolError(message))
+const { readUint, skipBytes } = fieldReaders('awareness update', (message) => new ProtocolError(message))
 /** Fatal, as lib0's own reader is: a state that is not UTF-8 is one y-protocols would refuse to apply. */
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
-/** The entries of an awareness update. Throws ProtocolError, naming the field, for bytes that are not one. */
-export const readAwarenessEntries = (update: Uint8Array): AwarenessEntry[] => {
-  const decoder = decoding.createDecoder(update)
-  const entries: AwarenessEntry[] = []
-  for (let n = readUint(decoder, 'awareness state count'); n > 0; n--) {
-    const client = readUint(decoder, 'awareness client id')
-    const clock = readUint(decoder, 'awareness clock')
-    let state: string
+/**
+ * The entries of an awareness update one at a time, in place: ids, clocks and where each state's bytes
+ * lie, with no state decoded, copied or parsed, so that a reader on the path of every awareness message
+ * (awareness-echo.ts) pays for the varints and nothing else. `next()` moves to the next entry and says
+ * whether there was one; where the bytes stop being an awareness update it throws ProtocolError naming
+ * the field, as the constructor does for a missing count.
+ */
+export class AwarenessEntryCursor {
+  /** The bytes being read: the update runs from where the cursor began to their end. */
+  readonly bytes: Uint8Array
+  /** How many entries the update says it holds. */
+  readonly count: number
+  /** The current entry: client id, clock, and where in `bytes` it begins, its state begins, and both end. */
+  client = 0
+  clock = 0
+  entryStart = 0
+  stateStart = 0
+  end = 0
+  readonly #decoder: decoding.Decoder
+  #left: number
+
+  /**
+   * Reads the update `decoder` is at, which runs to the end of its bytes: a decoder of the update alone,
+   * or of an awareness frame past its header (no copy, no second decoder).
+   */
+  constructor (decoder: decoding.Decoder) {
+    this.#decoder = decoder
+    this.bytes = decoder.arr
+    this.count = this.#left = readUint(decoder, 'awareness state count')
+  }
+
+  next (): boolean {
+    if (this.#left === 0) return false
+    this.#left--
+    const decoder = this.#decoder
+    const start = this.entryStart = decoder.pos
+    // lib0's readers as they are, the fast way; an entry they cannot read is read again to say why.
     try {
-      state = utf8.decode(readBytes(decoder, 'awareness state'))
-    } catch (error) {
-      if (error instanceof ProtocolError) throw error
+      this.client = decoding.readVarUint(decoder)
+      this.clock = decoding.readVarUint(decoder)
+      const size = decoding.readVarUint(decoder)
+      this.stateStart = decoder.pos
+      decoder.pos += size
+    } catch {
+      this.#refuse(start)
+    }
+    if (decoder.pos > this.bytes.length) this.#refuse(start)
+    this.end = decoder.pos
+    return true
+  }
+
+  /** True once every entry has been read and no byte follows the last. */
+  get done (): boolean {
+    return this.#left === 0 && this.#decoder.pos === this.bytes.length
+  }
+
+  /** Whether the current entry removes its client's state (its state is `null`). */
+  get removal (): boolean {
+    const { bytes, stateStart: at } = this
+    // "null" in UTF-8
+    return this.end - at === 4 && bytes[at] === 0x6e && bytes[at + 1] === 0x75 && bytes[at + 2] === 0x6c && bytes[at + 3] === 0x6c
+  }
+
+  /** The current state's JSON text. Throws ProtocolError for bytes that are not UTF-8. */
+  state (): string {
+    try {
+      return utf8.decode(this.bytes.subarray(this.stateStart, this.end))
+    } catch {
       throw new ProtocolError('awareness state is not UTF-8')
     }
-    entries.push([client, clock, state])
   }
+
+  /** Reads the entry at `start` again with readers that name the field, and throws what they say. */
+  #refuse (start: number): never {
+    const decoder = this.#decoder
+    decoder.pos = start
+    readUint(decoder, 'awareness client id')
+    readUint(decoder, 'awareness clock')
+    skipBytes(decoder, 'awareness state')
+    throw new ProtocolError(`malformed awareness entry at byte ${start}`)
+  }
+}
+
+/** The entries of an awareness update. Throws ProtocolError, naming the field, for bytes that are not one. */
+export const readAwarenessEntries = (update: Uint8Array): AwarenessEntry[] => {
+  const cursor = new AwarenessEntryCursor(decoding.createDecoder(update))
+  const entries: AwarenessEntry[] = []
+  while (cursor.next()) entries.push([cursor.client, cursor.clock, cursor.state()])
   return entries
 }
 

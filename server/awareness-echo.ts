@@ -10,11 +10,9 @@
  */
 import * as decoding from 'lib0/decoding'
 import type { Awareness } from 'y-protocols/awareness'
+import { AwarenessEntryCursor } from './awareness-codec.js'
 import { MESSAGE_AWARENESS } from './protocol.js'
 import { MAX_AWARENESS_STATE_BYTES } from './room-awareness.js'
-
-/** "null" in UTF-8: the state of a removal. */
-const NULL_BYTES = [0x6e, 0x75, 0x6c, 0x6c]
 
 /**
  * True if `frame` is an awareness message (`varUint(1) · varUint8Array(update)`) whose every entry the
@@ -28,28 +26,21 @@ export const isAwarenessEcho = (frame: Uint8Array, awareness: Awareness): boolea
   if (frame[0] !== MESSAGE_AWARENESS) return false
   const { meta, states } = awareness
   try {
-    const outer = decoding.createDecoder(frame)
-    decoding.readVarUint(outer)
-    const update = decoding.readVarUint8Array(outer)
-    // Exactly the frame: lib0 reads a length past the end from the buffer beneath the view.
-    if (outer.pos !== frame.length) return false
-    const decoder = decoding.createDecoder(update)
-    const count = decoding.readVarUint(decoder)
-    if (count === 0) return false
-    for (let n = count; n > 0; n--) {
-      const client = decoding.readVarUint(decoder)
-      const clock = decoding.readVarUint(decoder)
+    const decoder = decoding.createDecoder(frame)
+    decoding.readVarUint(decoder)
+    // Exactly the frame: the update must end where the frame does.
+    if (decoding.readVarUint(decoder) !== frame.length - decoder.pos) return false
+    const entries = new AwarenessEntryCursor(decoder)
+    if (entries.count === 0) return false
+    while (entries.next()) {
       // The state's bytes are looked at, never decoded: the room holds this state or a newer one.
-      const size = decoding.readVarUint(decoder)
-      const start = decoder.pos
-      if (size > MAX_AWARENESS_STATE_BYTES || start + size > update.length) return false
-      decoder.pos += size
+      const { client, clock } = entries
+      if (entries.end - entries.stateStart > MAX_AWARENESS_STATE_BYTES) return false
       const known = meta.get(client)?.clock
       if (known === undefined || clock > known) return false
-      const removal = size === 4 && NULL_BYTES.every((byte, i) => update[start + i] === byte)
-      if (removal ? clock === known && states.has(client) : !states.has(client)) return false
+      if (entries.removal ? clock === known && states.has(client) : !states.has(client)) return false
     }
-    return decoder.pos === update.length
+    return entries.done
   } catch {
     return false
   }

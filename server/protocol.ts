@@ -61,15 +61,20 @@ export const fieldReaders = (where: string, fail: (message: string) => Error) =>
       throw fail(`malformed varint in ${what} at byte ${start}`)
     }
   }
-  const readBytes = (decoder: decoding.Decoder, what: string): Uint8Array => {
+  /** Moves past a byte field without making a view of it; returns where it begins (it ends at decoder.pos). */
+  const skipBytes = (decoder: decoding.Decoder, what: string): number => {
     const length = readUint(decoder, `${what} length`)
-    const remaining = decoder.arr.length - decoder.pos
+    const start = decoder.pos
+    const remaining = decoder.arr.length - start
     if (length > remaining) throw fail(`truncated ${where}: ${what} says ${length} bytes, ${remaining} left`)
-    const bytes = decoder.arr.subarray(decoder.pos, decoder.pos + length)
     decoder.pos += length
-    return bytes
+    return start
   }
-  return { readUint, readBytes }
+  const readBytes = (decoder: decoding.Decoder, what: string): Uint8Array => {
+    const start = skipBytes(decoder, what)
+    return decoder.arr.subarray(start, decoder.pos)
+  }
+  return { readUint, skipBytes, readBytes }
 }
 
 const { readUint, readBytes } = fieldReaders('frame', (message) => new ProtocolError(message))
