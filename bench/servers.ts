@@ -4,9 +4,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { createServer, connect } from 'node:net'
+import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { accepts } from '../test/helpers/services.js'
 import type { Dialect } from './wire.js'
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -37,12 +38,6 @@ const freePort = (): Promise<number> => new Promise((resolve, reject) => {
     const { port } = probe.address() as { port: number }
     probe.close(() => resolve(port))
   })
-})
-
-const accepts = (port: number): Promise<boolean> => new Promise((resolve) => {
-  const socket = connect(port, '127.0.0.1')
-  socket.once('connect', () => { socket.destroy(); resolve(true) })
-  socket.once('error', () => resolve(false))
 })
 
 const commandOf = (kind: ServerKind): string => ({

@@ -1,16 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from '../test/helpers/services.js'
+import { accepts, freePort } from '../test/helpers/services.js'
 import { waitFor } from '../test/helpers/wait.js'
-
-const accepts = (port: number): Promise<boolean> => new Promise((resolve) => {
-  const socket = connect(port, '127.0.0.1')
-  socket.once('connect', () => { socket.destroy(); resolve(true) })
-  socket.once('error', () => resolve(false))
-})
 
 /**
  * A throw-away redis-server on a free loopback port, with an append-only file fsynced on every write, so

@@ -31,7 +31,8 @@ export const freePort = async (): Promise<number> => {
   }
 }
 
-const accepts = (port: number): Promise<boolean> => new Promise((resolve) => {
+/** Whether something on 127.0.0.1 accepts TCP connections on `port` now: a started service is up. */
+export const accepts = (port: number): Promise<boolean> => new Promise((resolve) => {
   const socket = connect(port, '127.0.0.1')
   socket.once('connect', () => { socket.destroy(); resolve(true) })
   socket.once('error', () => resolve(false))
