@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
 import { BenchClient, covers, type StateVector } from './client.js'
 import { now, sleep } from './clock.js'
+import { serveCommands } from './ipc.js'
 import type { Dialect } from './wire.js'
 
 export interface OpenCommand {
@@ -231,10 +232,4 @@ const handle = async (command: Command): Promise<unknown> => {
   }
 }
 
-process.on('message', (message: { id: number, command: Command }) => {
-  handle(message.command).then(
-    (result) => process.send!({ id: message.id, result }),
-    (error: unknown) => process.send!({ id: message.id, error: error instanceof Error ? error.stack : String(error) }),
-  )
-})
-process.on('disconnect', () => process.exit(0))
+serveCommands(handle)

@@ -3,6 +3,7 @@
  * presence clients, moves their cursors at a rate, and reports frames, latencies and closes over IPC.
  */
 import { sleep } from './clock.js'
+import { serveCommands } from './ipc.js'
 import { PresenceClient } from './presence-client.js'
 import type { Dialect } from './wire.js'
 
@@ -68,10 +69,4 @@ const handle = async (command: PresenceCommand): Promise<unknown> => {
   }
 }
 
-process.on('message', (message: { id: number, command: PresenceCommand }) => {
-  handle(message.command).then(
-    (result) => process.send!({ id: message.id, result }),
-    (error: unknown) => process.send!({ id: message.id, error: error instanceof Error ? error.stack : String(error) }),
-  )
-})
-process.on('disconnect', () => process.exit(0))
+serveCommands(handle)

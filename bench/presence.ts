@@ -6,48 +6,16 @@
  * sends a second, p50 and p99 from a cursor move to its arrival at the probes, and clients the server
  * closed (any is a failure: a stock client closed with 4429 is gone for good).
  */
-import { fork, type ChildProcess } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sleep } from './clock.js'
 import { withServer, type Context } from './context.js'
+import { LoadGeneratorProcess } from './ipc.js'
 import type { PresenceCommand, PresenceReport } from './presence-loadgen.js'
-import { dialectOf, processCpuMs, type ServerKind } from './servers.js'
+import { dialectOf, type ServerKind } from './servers.js'
 import { median, quantile, type Row } from './stats.js'
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'presence-loadgen.js')
-
-/** The orchestrator's side of one presence load generator. */
-class PresenceGenerator {
-  readonly #child: ChildProcess = fork(script, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  readonly #waiting = new Map<number, { resolve: (value: any) => void, reject: (error: Error) => void }>()
-  #next = 0
-
-  constructor () {
-    this.#child.on('message', (message: { id: number, result?: unknown, error?: string }) => {
-      const waiter = this.#waiting.get(message.id)
-      this.#waiting.delete(message.id)
-      if (message.error !== undefined) waiter?.reject(new Error(`presence load generator: ${message.error}`))
-      else waiter?.resolve(message.result)
-    })
-  }
-
-  call<T> (command: PresenceCommand): Promise<T> {
-    const id = ++this.#next
-    return new Promise<T>((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject })
-      this.#child.send({ id, command })
-    })
-  }
-
-  cpuMs (): number {
-    return processCpuMs(this.#child.pid!)
-  }
-
-  kill (): void {
-    this.#child.disconnect()
-  }
-}
 
 interface Run {
   readonly cores: number
@@ -67,7 +35,7 @@ export const presence = async (ctx: Context): Promise<Row[]> => {
     for (const clients of size.clients) {
       for (let rep = 0; rep < ctx.repeats; rep++) {
         const run = await withServer(kind, { defaultLimits: true }, 0, async (server) => {
-          const gens = Array.from({ length: size.loadgens }, () => new PresenceGenerator())
+          const gens = Array.from({ length: size.loadgens }, () => new LoadGeneratorProcess<PresenceCommand>(script, 'presence load generator'))
           try {
             const room = `presence-${clients}-${rep}`
             const per = Math.ceil(clients / gens.length)
