@@ -21,3 +21,9 @@ export const openRaw = async (url: string, room: string, headers: Record<string,
   await Promise.race([once(ws, 'open'), closed])
   return { ws, frames, closed, send: (frame) => { if (ws.readyState === WebSocket.OPEN) ws.send(frame) } }
 }
+
+/** The socket's close, or a failure if it stays open `timeoutMs`. */
+export const closedWithin = (raw: RawSocket, timeoutMs = 5000): Promise<{ code: number, reason: string }> => Promise.race([
+  raw.closed,
+  new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`the socket is still open after ${timeoutMs} ms`)), timeoutMs).unref()),
+])

@@ -24,3 +24,7 @@ export const startServer = async (options: SyncServerOptions = {}): Promise<Test
     close: () => server.close(),
   }
 }
+
+/** POSTs `update` to a room over HTTP (`POST /api/docs/<room>/update`). */
+export const postUpdate = (http: string, room: string, update: Uint8Array): Promise<Response> =>
+  fetch(`${http}/api/docs/${room}/update`, { method: 'POST', body: update, signal: AbortSignal.timeout(10_000) })

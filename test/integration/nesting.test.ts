@@ -12,8 +12,8 @@ import * as protocol from '../../server/protocol.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
 import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
 import { PeakMemory } from '../helpers/memory.js'
-import { openRaw, type RawSocket } from '../helpers/raw-socket.js'
-import { startServer, type TestServer } from '../helpers/server.js'
+import { closedWithin, openRaw } from '../helpers/raw-socket.js'
+import { postUpdate, startServer, type TestServer } from '../helpers/server.js'
 import { nestedMaps } from '../helpers/updates.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -27,15 +27,6 @@ const storedDepth = async (http: string, room: string): Promise<number> => {
   for (let map: unknown = doc.getMap('root').get('k'); map instanceof Y.Map; map = map.get('k')) depth++
   return depth
 }
-
-/** The socket's close, or a failure if it stays open `timeoutMs`. */
-const closedWithin = (raw: RawSocket, timeoutMs = 5000): Promise<{ code: number, reason: string }> => Promise.race([
-  raw.closed,
-  new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`the socket is still open after ${timeoutMs} ms`)), timeoutMs).unref()),
-])
-
-const post = (http: string, room: string, update: Uint8Array): Promise<Response> =>
-  fetch(`${http}/api/docs/${room}/update`, { method: 'POST', body: update, signal: AbortSignal.timeout(10_000) })
 
 describe('nesting depth', () => {
   let server: TestServer
@@ -88,7 +79,7 @@ describe('nesting depth', () => {
     assert.equal(closed.code, 4422)
     await waitFor(async () => await storedDepth(server.http, 'deep-burst') === MAX_NESTING_DEPTH, { message: 'the allowed levels stored' })
     // Deleting the deepest structure allowed is an ordinary edit.
-    const response = await post(server.http, 'deep-burst', deleteRoot)
+    const response = await postUpdate(server.http, 'deep-burst', deleteRoot)
     assert.equal(response.status, 200)
     assert.equal(await storedDepth(server.http, 'deep-burst'), 1)
     await roomWorks('deep-burst', 'after')
@@ -96,13 +87,13 @@ describe('nesting depth', () => {
 
   it('the document API refuses a nested update with 422, also one that nests inside types stored before', async () => {
     const { whole, levels } = nestedMaps(3000, 9)
-    const refused = await post(server.http, 'deep-api', whole)
+    const refused = await postUpdate(server.http, 'deep-api', whole)
     assert.equal(refused.status, 422)
     assert.equal((await refused.json() as { error: string }).error, 'BAD_UPDATE')
-    const allowed = await post(server.http, 'deep-api', Y.mergeUpdates(levels.slice(0, MAX_NESTING_DEPTH - 1)))
+    const allowed = await postUpdate(server.http, 'deep-api', Y.mergeUpdates(levels.slice(0, MAX_NESTING_DEPTH - 1)))
     assert.equal(allowed.status, 200)
     // One more level, inside the deepest map the room holds (the root map is level 1).
-    assert.equal((await post(server.http, 'deep-api', levels[MAX_NESTING_DEPTH - 1]!)).status, 422)
+    assert.equal((await postUpdate(server.http, 'deep-api', levels[MAX_NESTING_DEPTH - 1]!)).status, 422)
     assert.equal(await storedDepth(server.http, 'deep-api'), MAX_NESTING_DEPTH)
     await roomWorks('deep-api', 'after')
   })

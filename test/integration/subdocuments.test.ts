@@ -11,18 +11,10 @@ import { MemoryStorage } from '../../server/storage/memory.js'
 import { MAX_SUBDOCUMENTS } from '../../server/subdocuments.js'
 import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
 import { PeakMemory } from '../helpers/memory.js'
-import { openRaw, type RawSocket } from '../helpers/raw-socket.js'
-import { startServer, type TestServer } from '../helpers/server.js'
+import { closedWithin, openRaw } from '../helpers/raw-socket.js'
+import { postUpdate, startServer, type TestServer } from '../helpers/server.js'
 import { subdocumentReferences } from '../helpers/updates.js'
 import { waitFor } from '../helpers/wait.js'
-
-const closedWithin = (raw: RawSocket, timeoutMs = 5000): Promise<{ code: number, reason: string }> => Promise.race([
-  raw.closed,
-  new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`the socket is still open after ${timeoutMs} ms`)), timeoutMs).unref()),
-])
-
-const post = (http: string, room: string, update: Uint8Array): Promise<Response> =>
-  fetch(`${http}/api/docs/${room}/update`, { method: 'POST', body: update, signal: AbortSignal.timeout(10_000) })
 
 describe('subdocuments', () => {
   let server: TestServer
@@ -72,7 +64,7 @@ describe('subdocuments', () => {
     list.push([new Y.Doc({ guid: 'one-too-many' })])
     await waitFor(() => closeCode === 4422, { message: 'the writer closed with 4422' })
     // The document API counts the same way, across updates.
-    const refused = await post(server.http, 'subdocs-some', subdocumentReferences(1, 12))
+    const refused = await postUpdate(server.http, 'subdocs-some', subdocumentReferences(1, 12))
     assert.equal(refused.status, 422)
     assert.equal(reader.doc.getArray('docs').length, MAX_SUBDOCUMENTS)
     reader.text.insert(0, 'the reader still edits')
@@ -84,9 +76,9 @@ describe('subdocuments', () => {
   })
 
   it('the document API refuses an update with more references than a room may hold, before decoding it', async () => {
-    const refused = await post(server.http, 'subdocs-api', subdocumentReferences(MAX_SUBDOCUMENTS + 1))
+    const refused = await postUpdate(server.http, 'subdocs-api', subdocumentReferences(MAX_SUBDOCUMENTS + 1))
     assert.equal(refused.status, 422)
-    assert.equal((await post(server.http, 'subdocs-api', subdocumentReferences(MAX_SUBDOCUMENTS))).status, 200)
-    assert.equal((await post(server.http, 'subdocs-api', subdocumentReferences(1, 11, MAX_SUBDOCUMENTS))).status, 422)
+    assert.equal((await postUpdate(server.http, 'subdocs-api', subdocumentReferences(MAX_SUBDOCUMENTS))).status, 200)
+    assert.equal((await postUpdate(server.http, 'subdocs-api', subdocumentReferences(1, 11, MAX_SUBDOCUMENTS))).status, 422)
   })
 })
