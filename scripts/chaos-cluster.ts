@@ -107,7 +107,7 @@ export class ChaosCluster {
           MAX_CONNECTIONS_PER_IP: '100000',
           MAX_POLL_REQUESTS_PER_SECOND: '100000',
           ...this.#env,
-        }, { port: this.ports[i]! })
+        }, { port: this.ports[i]!, startTimeoutMs: 30_000 })
         this.instances[i] = instance
         this.runs.push({ instance: i + 1, startedAt: new Date().toISOString(), logs: instance.logs })
         void instance.exited.then((code) => {

@@ -55,13 +55,15 @@ export interface ChaosReport {
   readonly ok: boolean
 }
 
+const UNREADABLE = '(unreadable: '
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Every copy of every room: each client's text, each instance's and Postgres's. */
 const snapshot = async (cluster: ChaosCluster, clients: readonly ChaosClient[], rooms: readonly string[]): Promise<Map<string, string>> => {
   const copies = new Map<string, string>()
   for (const client of clients) copies.set(`client ${client.name}`, client.text.toString())
-  const unreadable = (error: Error): string => `(unreadable: ${error.message})`
+  const unreadable = (error: Error): string => `${UNREADABLE}${error.message})`
   // Read at once, not one after another: a copy read seconds after the others would blur the time to converge.
   const reads = rooms.flatMap((room) => [
     ...cluster.instances.map((_, i) => [`instance ${i + 1} ${room}`, cluster.instanceText(i, room).catch(unreadable)] as const),
@@ -201,8 +203,11 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       await sleep(100)
     }
     const seenEdits = edits.filter((e) => wasSeen(e, clients))
-    const lost = seenEdits.filter((e) => [...final].some(([where, text]) => roomOf(where, clients) === e.room && occurrences(text, e.token) === 0)).map((e) => e.token)
-    const duplicated = edits.filter((e) => [...final].some(([where, text]) => roomOf(where, clients) === e.room && occurrences(text, e.token) > 1)).map((e) => e.token)
+    // A copy that could not be read (an instance that did not come back) says nothing of loss: the
+    // differences name it, and the run fails on convergence.
+    const readable = [...final].filter(([, text]) => !text.startsWith(UNREADABLE))
+    const lost = seenEdits.filter((e) => readable.some(([where, text]) => roomOf(where, clients) === e.room && occurrences(text, e.token) === 0)).map((e) => e.token)
+    const duplicated = edits.filter((e) => readable.some(([where, text]) => roomOf(where, clients) === e.room && occurrences(text, e.token) > 1)).map((e) => e.token)
     const unseen = edits.filter((e) => !wasSeen(e, clients))
     const problems = [
       ...cluster.incidents,

@@ -18,7 +18,7 @@ export interface ServerProcess {
   kill (signal?: NodeJS.Signals): Promise<number | string>
 }
 
-export const startServerProcess = async (env: Record<string, string>, { port = 0 }: { port?: number } = {}): Promise<ServerProcess> => {
+export const startServerProcess = async (env: Record<string, string>, { port = 0, startTimeoutMs = 15_000 }: { port?: number, startTimeoutMs?: number } = {}): Promise<ServerProcess> => {
   const child = spawn(process.execPath, [main], {
     // At least info: the "listening" line is how we learn the port.
     env: { ...process.env, HOST: '127.0.0.1', ...env, LOG_LEVEL: env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? env.LOG_LEVEL : 'info', PORT: String(port) },
@@ -38,10 +38,18 @@ export const startServerProcess = async (env: Record<string, string>, { port = 0
   })
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)))
-  const listening = await Promise.race([
-    waitFor(() => logs.find((l) => typeof l.port === 'number' && String(l.message).startsWith('listening')), { timeoutMs: 15_000, message: 'server start' }),
-    exited.then((code) => { throw new Error(`server exited with ${code} before listening: ${stderr}`) }),
-  ])
+  let listening: Record<string, unknown>
+  try {
+    listening = await Promise.race([
+      waitFor(() => logs.find((l) => typeof l.port === 'number' && String(l.message).startsWith('listening')), { timeoutMs: startTimeoutMs, message: 'server start' }),
+      exited.then((code) => { throw new Error(`server exited with ${code} before listening: ${stderr}`) }),
+    ])
+  } catch (error) {
+    // A process that did not start in time must not start later, on a port someone else now expects.
+    child.kill('SIGKILL')
+    const said = logs.slice(-5).map((line) => String(line.message)).join(' | ')
+    throw new Error(`${(error as Error).message}${said === '' ? '' : ` (its last log lines: ${said})`}`)
+  }
   const actual = listening.port as number
   return {
     child,
