@@ -165,47 +165,51 @@ export const cluster = async (ctx: Context): Promise<Row[]> => {
   const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
   const schema = uniqueSchema('bench_cluster')
   const dataDir = mkdtempSync(join(tmpdir(), 'yjs-relay-bench-cluster-'))
+  // Both servers' clusters run side by side and take turns, step by step: the load of a shared machine
+  // drifts over minutes, and a server measured all after the other would carry that drift in its ratio.
+  const clusters = new Map<ServerKind, { cluster: Cluster, stop: () => Promise<void> }>()
+  const gens = Array.from({ length: 1 + size.loadgens }, () => new LoadGenerator())
   try {
-    for (const kind of kinds) {
-      const { cluster: running, stop } = await startCluster(kind, redis, databaseUrl, schema, dataDir)
-      const gens = Array.from({ length: 1 + size.loadgens }, () => new LoadGenerator())
-      try {
-        for (const topology of ['one room', 'rooms'] as const) {
-          const label = topology === 'one room' ? `1 room × ${size.clients}` : `${size.rooms} rooms × 4`
-          const tag = topology === 'one room' ? 'one' : 'rooms'
-          await step(ctx, running, gens, topology, `${tag}-warm-up`, size.rates[0]!, false, true)
-          let lost = 0
-          let duplicated = 0
-          for (const rate of [...size.rates, 'burst' as const]) {
-            const burst = rate === 'burst'
-            const steps: Step[] = []
-            for (let rep = 0; rep < ctx.repeats; rep++) {
-              const result = await step(ctx, running, gens, topology, `${tag}-${rate}-${rep}`, burst ? 0 : rate, burst)
-                .catch((error: Error) => ({ p50: Number.NaN, p99: Number.NaN, allMs: Number.NaN, lost: Number.NaN, duplicated: 0, complete: 0, clients: 0, error: error.message }))
-              ctx.log(`cluster ${kind} ${label} ${burst ? `burst of ${size.burst}` : `${rate}/s`} #${rep}: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, all after ${result.allMs.toFixed(0)} ms, ${result.complete}/${result.clients} complete, lost ${result.lost}, duplicated ${result.duplicated}`)
-              steps.push(result)
-              lost += result.lost
-              duplicated += result.duplicated
-            }
-            const incomplete = steps.filter((s) => s.complete < s.clients || !Number.isFinite(s.lost))
-            const note = incomplete.length > 0 ? `${incomplete.length}/${steps.length} runs incomplete` : ''
-            if (burst) {
-              put(`${label}: burst of ${size.burst}, until all hold it`, 'ms', kind, median(steps.map((s) => s.allMs)), note)
-              put(`${label}: burst of ${size.burst}, p99`, 'ms', kind, median(steps.map((s) => s.p99)))
-            } else {
-              put(`${label}: p99 at ${rate}/s`, 'ms', kind, median(steps.map((s) => s.p99)), note)
-              put(`${label}: p50 at ${rate}/s`, 'ms', kind, median(steps.map((s) => s.p50)))
-            }
+    for (const kind of kinds) clusters.set(kind, await startCluster(kind, redis, databaseUrl, schema, dataDir))
+    for (const topology of ['one room', 'rooms'] as const) {
+      const label = topology === 'one room' ? `1 room × ${size.clients}` : `${size.rooms} rooms × 4`
+      const tag = topology === 'one room' ? 'one' : 'rooms'
+      for (const [kind, { cluster: running }] of clusters) await step(ctx, running, gens, topology, `${kind}-${tag}-warm-up`, size.rates[0]!, false, true)
+      const lost = new Map<ServerKind, number>(kinds.map((k) => [k, 0]))
+      const duplicated = new Map<ServerKind, number>(kinds.map((k) => [k, 0]))
+      for (const rate of [...size.rates, 'burst' as const]) {
+        const burst = rate === 'burst'
+        const steps = new Map<ServerKind, Step[]>(kinds.map((k) => [k, []]))
+        for (let rep = 0; rep < ctx.repeats; rep++) {
+          for (const [kind, { cluster: running }] of clusters) {
+            const result = await step(ctx, running, gens, topology, `${kind}-${tag}-${rate}-${rep}`, burst ? 0 : rate, burst)
+              .catch((error: Error) => ({ p50: Number.NaN, p99: Number.NaN, allMs: Number.NaN, lost: Number.NaN, duplicated: 0, complete: 0, clients: 0, error: error.message }))
+            ctx.log(`cluster ${kind} ${label} ${burst ? `burst of ${size.burst}` : `${rate}/s`} #${rep}: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, all after ${result.allMs.toFixed(0)} ms, ${result.complete}/${result.clients} complete, lost ${result.lost}, duplicated ${result.duplicated}`)
+            steps.get(kind)!.push(result)
+            lost.set(kind, lost.get(kind)! + result.lost)
+            duplicated.set(kind, duplicated.get(kind)! + result.duplicated)
           }
-          put(`${label}: deliveries lost, all steps`, 'count', kind, lost)
-          put(`${label}: deliveries duplicated at probes, all steps`, 'count', kind, duplicated)
         }
-      } finally {
-        for (const gen of gens) gen.kill()
-        await stop()
+        for (const [kind, done] of steps) {
+          const incomplete = done.filter((s) => s.complete < s.clients || !Number.isFinite(s.lost))
+          const note = incomplete.length > 0 ? `${incomplete.length}/${done.length} runs incomplete` : ''
+          if (burst) {
+            put(`${label}: burst of ${size.burst}, until all hold it`, 'ms', kind, median(done.map((s) => s.allMs)), note)
+            put(`${label}: burst of ${size.burst}, p99`, 'ms', kind, median(done.map((s) => s.p99)))
+          } else {
+            put(`${label}: p99 at ${rate}/s`, 'ms', kind, median(done.map((s) => s.p99)), note)
+            put(`${label}: p50 at ${rate}/s`, 'ms', kind, median(done.map((s) => s.p50)))
+          }
+        }
+      }
+      for (const kind of kinds) {
+        put(`${label}: deliveries lost, all steps`, 'count', kind, lost.get(kind)!)
+        put(`${label}: deliveries duplicated at probes, all steps`, 'count', kind, duplicated.get(kind)!)
       }
     }
   } finally {
+    for (const gen of gens) gen.kill()
+    for (const { stop } of clusters.values()) await stop()
     await redis.stop()
     await dropSchema(schema, databaseUrl).catch(() => {})
     rmSync(dataDir, { recursive: true, force: true })
