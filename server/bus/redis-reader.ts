@@ -123,26 +123,30 @@ export class RedisReader {
       if (stream === undefined || entries.length === 0) continue
       // A full batch means we were far behind: the entries right after lastId may have been trimmed.
       if (entries.length >= count && await this.#trimmedAfter(stream)) reportGap(stream, log)
+      // Every instance that could not publish announces a gap once Redis is back: one reload covers them all.
+      let gap = false
       for (const [rawId, fields] of entries) {
         stream.lastId = rawId.toString('latin1')
-        this.#deliver(stream, fields, Number(stream.lastId.slice(0, stream.lastId.indexOf('-'))))
+        if (this.#deliver(stream, fields, Number(stream.lastId.slice(0, stream.lastId.indexOf('-'))))) gap = true
       }
+      if (gap) reportGap(stream, log)
     }
   }
 
-  /** `sentAt`: the stream id's milliseconds, Redis's clock when the entry was added. */
-  #deliver (stream: Stream, fields: Buffer[], sentAt: number): void {
+  /** `sentAt`: the stream id's milliseconds, Redis's clock when the entry was added. Returns whether it announced a gap. */
+  #deliver (stream: Stream, fields: Buffer[], sentAt: number): boolean {
     const { log } = this.#options
     const { instance, kind, data, seq } = readEntry(fields)
-    if (instance === this.#options.instanceId) return
-    if (kind === KIND.gap) return reportGap(stream, log)
+    if (instance === this.#options.instanceId) return false
+    if (kind === KIND.gap) return true
     if (data === undefined || (kind !== KIND.update && kind !== KIND.awareness)) {
       log.warn({ key: stream.key }, 'redis bus: skipped a malformed stream entry')
-      return
+      return false
     }
     const message: BusMessage = { kind: kind === KIND.update ? 'update' : 'awareness', data: new Uint8Array(data), sentAt, ...(seq === undefined ? {} : { seq }) }
     if (message.kind === 'awareness') stream.awarenessOwners.record(instance, message.data)
     dispatch(stream, message, log)
+    return false
   }
 
   /** Whether entries after `stream.lastId` may be gone: the stream's oldest entry is newer than it. */
