@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 import * as protocol from '../../server/protocol.js'
+import { ASK_INTERVAL_MS } from '../../server/room-writes.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
 import { connectClient, converged, synced, type Client } from '../helpers/clients.js'
 import { openRaw } from '../helpers/raw-socket.js'
@@ -128,6 +129,22 @@ describe('bad input', () => {
     await synced(late)
     assert.equal(late.text.toString(), 'ab')
     await stillHealthy()
+  })
+
+  it('asks a socket again, once the interval has passed, for content an update sent meanwhile depends on', async () => {
+    const { second: dependent, both } = dependentUpdates('c', 'd')
+    const raw = await openRaw(server.url, 'incomplete-twice')
+    const stepOnes = (): number => raw.frames.filter((f) => protocol.decodeMessage(f).type === 'sync-step1').length
+    await waitFor(() => stepOnes() === 1, { message: 'the step 1 every joiner gets' })
+    raw.send(protocol.encodeSyncUpdate(dependent))
+    await waitFor(() => stepOnes() === 2, { message: 'the server asking for what it lacks' })
+    // Sent right after the ask: it may be the client's last update, so the server must ask again later
+    // rather than drop it for good (before, it asked at most every 10 s and only when another came).
+    raw.send(protocol.encodeSyncUpdate(dependent))
+    await waitFor(() => stepOnes() === 3, { timeoutMs: 4 * ASK_INTERVAL_MS, message: 'the server asking again once the interval has passed' })
+    raw.send(protocol.encodeSyncStep2(both))
+    await waitFor(() => server.server.loadedRoom('incomplete-twice')?.doc.getText('text').toString() === 'cd', { message: 'the content stored' })
+    raw.ws.close()
   })
 
   it('closes a socket that sends an item whose right origin is not right of its origin with 4422', async () => {
