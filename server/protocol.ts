@@ -55,11 +55,15 @@ export const fieldReaders = (where: string, fail: (message: string) => Error) =>
   const readUint = (decoder: decoding.Decoder, what: string): number => {
     if (!decoding.hasContent(decoder)) throw fail(`truncated ${where}: missing ${what}`)
     const start = decoder.pos
+    let value: number
     try {
-      return decoding.readVarUint(decoder)
+      value = decoding.readVarUint(decoder)
     } catch {
       throw fail(`malformed varint in ${what} at byte ${start}`)
     }
+    // lib0 reads the last byte unchecked: past 2^53 - 1, a number no longer holds the value exactly.
+    if (!Number.isSafeInteger(value)) throw fail(`${what} at byte ${start} is past 2^53 - 1`)
+    return value
   }
   /** Moves past a byte field without making a view of it; returns where it begins (it ends at decoder.pos). */
   const skipBytes = (decoder: decoding.Decoder, what: string): number => {

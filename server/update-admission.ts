@@ -19,8 +19,17 @@ export const isEmptyUpdate = (update: Uint8Array): boolean =>
 /** An update as `Y.decodeUpdate` reads it: its structs and its delete set. */
 export type DecodedUpdate = ReturnType<typeof Y.decodeUpdate>
 
-const MAX_CLIENT = 0xffffffff
-/** A billion operations by one client: far past any real document, well inside Yjs's 32-bit encoders. */
+/**
+ * The largest client id: Yjs 13 makes 32-bit ids, Yjs 14 53-bit ones (`random.uint53`), and both encode
+ * them as lib0 varuints, which hold every safe integer. lib0 reads a varuint's last byte unchecked, so an
+ * update can name an id past it, which a JavaScript number cannot hold exactly: two such ids may read as
+ * one, and the document would no longer be what its bytes say.
+ */
+const MAX_CLIENT = Number.MAX_SAFE_INTEGER
+/**
+ * A billion operations by one client: far past any real document, and inside the 31 bits lib0's
+ * `IntDiffOptRleEncoder` promises for the clocks of Yjs's update format v2.
+ */
 const MAX_CLOCK = 2 ** 30
 
 /**
@@ -29,8 +38,9 @@ const MAX_CLOCK = 2 ** 30
  * Some updates decode, yet Yjs throws half-way through applying them (found by the fuzzer): an item whose
  * left or right neighbour or parent is a later item of its own client (Yjs only checks other clients),
  * and a delete range of length 0. Stored, they would fail every load and every compaction of the room.
- * Client ids are 32-bit and clocks count a client's characters: ids past that come from a forger, as
- * does an update that lists one client's structs in two places.
+ * Client ids are safe integers (53-bit in Yjs 14, 32-bit in Yjs 13) and clocks count a client's
+ * operations: ids past that come from a forger, as does an update that lists one client's structs in two
+ * places.
  */
 export const validateUpdate = (update: Uint8Array): DecodedUpdate => {
   // Counted on the bytes: decoding makes a Y.Doc of 5-7 KB for each 17-byte reference, and would make

@@ -44,6 +44,15 @@ describe('awareness codec', () => {
     assert.equal(readAwarenessEntriesOrNull(new Uint8Array([5, 1])), null)
   })
 
+  it('reads the 53-bit client ids of Yjs 14, and refuses ids past 2^53 - 1', () => {
+    const max = Number.MAX_SAFE_INTEGER
+    assert.deepEqual(readAwarenessEntries(encodeAwarenessEntries([[max, 1, '{}']])), [[max, 1, '{}']])
+    // 2^56 - 1 as a varuint: lib0 reads it, as an inexact number
+    const unsafe = new Uint8Array([1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2, 0x7b, 0x7d])
+    assert.throws(() => readAwarenessEntries(unsafe), (error: Error) =>
+      error instanceof ProtocolError && /awareness client id at byte 1 is past 2\^53 - 1/.test(error.message))
+  })
+
   it('checks that states are JSON without applying them', () => {
     checkStatesAreJson(readAwarenessEntries(encodeAwarenessEntries([[5, 1, '{"x":1}'], [6, 2, 'null']])))
     assert.throws(() => checkStatesAreJson(readAwarenessEntries(new Uint8Array([1, 5, 1, 3, 0x7b, 0x7b, 0x7b]))), /not JSON/)

@@ -26,11 +26,30 @@ describe('validateUpdate', () => {
     assert.throws(() => validateUpdate(update), badUpdate)
   })
 
-  it('refuses client ids past 32 bits and clocks past 2^30', () => {
-    const big = new Y.Doc()
-    big.clientID = 2 ** 32 + 5
-    big.getText('t').insert(0, 'x')
-    assert.throws(() => validateUpdate(Y.encodeStateAsUpdate(big)), badUpdate)
+  it('accepts the 53-bit client ids of Yjs 14, in structs, origins and delete sets', () => {
+    for (const clientID of [2 ** 32 + 5, Number.MAX_SAFE_INTEGER]) {
+      const doc = new Y.Doc()
+      doc.clientID = clientID
+      doc.getText('t').insert(0, 'hello')
+      doc.getText('t').insert(2, 'xy')
+      doc.getText('t').delete(0, 1)
+      const decoded = validateUpdate(Y.encodeStateAsUpdate(doc))
+      assert.ok(decoded.structs.every((struct) => struct.id.client === clientID))
+      assert.deepEqual([...decoded.ds.clients.keys()], [clientID])
+    }
+  })
+
+  it('refuses client ids past 2^53 - 1 and clocks past 2^30', () => {
+    // lib0 reads a varuint's last byte unchecked: 2^53 and 2^56 - 1 decode, but not as exact numbers
+    for (const client of [[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10], [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]]) {
+      // one client, one struct from clock 0: the string "x" at the start of root type "t"
+      const update = new Uint8Array([1, 1, ...client, 0, 4, 1, 1, 0x74, 1, 0x78, 0])
+      assert.ok(Y.decodeUpdate(update).structs[0]!.id.client > Number.MAX_SAFE_INTEGER)
+      assert.throws(() => validateUpdate(update), (error) => badUpdate(error) && /out-of-range id/.test((error as Error).message))
+      // no structs; the same client deletes clock 0
+      const deletion = new Uint8Array([0, 1, ...client, 1, 0, 1])
+      assert.throws(() => validateUpdate(deletion), (error) => badUpdate(error) && /deletes an out-of-range id/.test((error as Error).message))
+    }
     // client 5 deletes 3 items starting at clock 2^31
     const hugeClock = new Uint8Array([0, 1, 5, 1, 0x80, 0x80, 0x80, 0x80, 0x08, 3])
     assert.doesNotThrow(() => Y.decodeUpdate(hugeClock))
