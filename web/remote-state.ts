@@ -48,12 +48,15 @@ export const safeUser = (user: unknown): SafeUser => {
   }
 }
 
-/** A Yjs id: a 32-bit client and a clock, both unsigned integers. */
+/**
+ * A Yjs id: a client (32-bit from Yjs 13, 53-bit from Yjs 14: a cursor next to a Yjs 14 client's text
+ * names its id) and a clock, both unsigned safe integers.
+ */
 const safeId = (value: unknown): Id | null => {
   const client = field(value, 'client')
   const clock = field(value, 'clock')
-  const unsigned = (n: unknown, max: number): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= max
-  return unsigned(client, 0xffffffff) && unsigned(clock, Number.MAX_SAFE_INTEGER) ? { client, clock } : null
+  const unsigned = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
+  return unsigned(client) && unsigned(clock) ? { client, clock } : null
 }
 
 /**

@@ -4,6 +4,7 @@ import { describeClose, isFinalClose } from '../../web/close-codes.js'
 import { randomRoomName, roomFromUrl, shareUrl } from '../../web/room-url.js'
 import { validateRoomName } from '../../server/access.js'
 import { pollUrl } from '../../web/poll-channel.js'
+import { safeCursor } from '../../web/remote-state.js'
 import { roomUrl, serverRoomName } from '../../web/websocket-channel.js'
 
 test('close codes are described in words, and only 4400-4499 are final', () => {
@@ -49,4 +50,12 @@ test('the WebSocket URL carries the room as y-websocket does (only ? and # escap
   assert.equal(roomUrl({ serverUrl: 'ws://h:1', room: 'r', params: { token: 'x y' } }), 'ws://h:1/r?token=x+y')
   assert.equal(serverRoomName('my room ✓ <script>'), 'my%20room%20%E2%9C%93%20%3Cscript%3E')
   assert.equal(serverRoomName('a/b?c'), 'a/b%3Fc')
+})
+
+test('a remote cursor next to a Yjs 14 client\'s text (a 53-bit client id) is drawn; an inexact id is not', () => {
+  const at = (client: number) => ({ type: null, tname: null, item: { client, clock: 3 }, assoc: 0 })
+  const max = Number.MAX_SAFE_INTEGER
+  assert.deepEqual(safeCursor({ anchor: at(max), head: at(2 ** 32 + 1) }), { anchor: at(max), head: at(2 ** 32 + 1) })
+  assert.equal(safeCursor({ anchor: at(2 ** 53), head: at(1) }), null)
+  assert.equal(safeCursor({ anchor: at(-1), head: at(1) }), null)
 })
