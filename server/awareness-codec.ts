@@ -70,7 +70,8 @@ export class AwarenessEntryCursor {
     } catch {
       this.#refuse(start)
     }
-    if (decoder.pos > this.bytes.length) this.#refuse(start)
+    // Past 2^53 - 1 lib0 reads the last byte unchecked, and two ids could read as one number.
+    if (decoder.pos > this.bytes.length || this.client > Number.MAX_SAFE_INTEGER || this.clock > Number.MAX_SAFE_INTEGER) this.#refuse(start)
     this.end = decoder.pos
     return true
   }
