@@ -10,10 +10,29 @@ import { NUMBER_OPTIONS } from './options.js'
 export interface Access {
   /** `read`: receives everything, may change nothing. */
   readonly mode: 'read' | 'write'
+  /**
+   * When the access ends, in ms since the epoch (signed tokens: `exp` plus the clock tolerance); unset,
+   * it lasts as long as the connection. A socket is closed with 4401 "token expired" then, and a held
+   * long poll answered 401 (see session-end.ts).
+   */
+  readonly expiresAt?: number
 }
 
 /** Decides who may open `room`. Throw a SyncError (UNAUTHENTICATED, FORBIDDEN, ...) to refuse. */
 export type Authorize = (request: IncomingMessage, room: string) => Access | Promise<Access>
+
+/**
+ * `authorize`, whose answers are checked: an `expiresAt` that is no time is the embedder's bug, and
+ * rejects with a TypeError (the client gets INTERNAL, and the log says why) rather than leave a
+ * connection without an end it was meant to have.
+ */
+export const checkedAuthorize = (authorize: Authorize): Authorize => async (request, room) => {
+  const access = await authorize(request, room)
+  if (access.expiresAt !== undefined && !Number.isFinite(access.expiresAt)) {
+    throw new TypeError(`authorize returned expiresAt ${String(access.expiresAt)}: it takes ms since the epoch, or undefined`)
+  }
+  return access
+}
 
 
 /**

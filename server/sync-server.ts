@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type * as Y from 'yjs'
-import { checkOrigin, normalizeOrigin, validateRoomName, type Access, type Authorize } from './access.js'
+import { checkedAuthorize, checkOrigin, normalizeOrigin, validateRoomName, type Access, type Authorize } from './access.js'
 import { ConnectionCounter } from './connection-limits.js'
 import { GroupCommitter } from './committer.js'
 import { InputBudget } from './input-budget.js'
@@ -114,7 +114,7 @@ export class SyncServer {
     const maxMessageBytes = numberOption('maxMessageBytes', options.maxMessageBytes)
     const pollPrefix = pathPrefix('pollPrefix', options.pollPrefix ?? OTHER_DEFAULTS.pollPrefix)
     if (pollPrefix === '/') throw new TypeError('pollPrefix must not be "/": it would take every path')
-    this.#authorize = options.authorize ?? (() => ({ mode: 'write' }))
+    this.#authorize = checkedAuthorize(options.authorize ?? (() => ({ mode: 'write' })))
     this.#allowedOrigins = options.allowedOrigins == null ? null : new Set(options.allowedOrigins.map((origin) => {
       try {
         return normalizeOrigin(origin)

@@ -4,7 +4,8 @@
  * A token is a JWT signed with HS256 and the server's `AUTH_SECRET`. Its claims:
  *   room  the room it grants: an exact name, or a prefix ending in `*` (`team-a/*`; `*` grants every room)
  *   mode  `read` (receives everything, changes nothing) or `write`
- *   exp   expiry (seconds since the epoch); a token without one is refused
+ *   exp   expiry (seconds since the epoch); a token without one is refused, and a connection opened with
+ *         one ends then (plus the clock tolerance) with 4401 "token expired" (session-end.ts)
  *   sub   optional: who it was issued to, for log lines
  *
  * Sockets and long polls carry it as `?token=` (browsers cannot set headers on a WebSocket); HTTP
@@ -41,7 +42,7 @@ export const grantsRoom = (claim: string, room: string): boolean =>
 export interface TokenAuthOptions {
   /** The HS256 secret, at least 16 characters. */
   readonly secret: string
-  /** Clock skew tolerated on `exp` and `nbf`. Default 5 s. */
+  /** Clock skew tolerated on `exp` and `nbf`; a session ends this long after `exp`. Default 5 s. */
   readonly clockToleranceSeconds?: number
 }
 
@@ -75,7 +76,9 @@ export const createTokenAuthorize = (options: TokenAuthOptions): Authorize => {
       throw new SyncError('UNAUTHENTICATED', 'token mode must be "read" or "write"')
     }
     if (!grantsRoom(claim, room)) throw new SyncError('FORBIDDEN', 'token does not grant this room')
-    return { mode: mode as Mode }
+    // jwtVerify accepts the token until `exp` plus the tolerance: the session ends then too, so that a
+    // client closed for expiry is refused when it comes back with the same token.
+    return { mode: mode as Mode, expiresAt: ((payload.exp as number) + clockTolerance) * 1000 }
   }
 }
 

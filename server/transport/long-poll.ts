@@ -11,6 +11,7 @@ import * as protocol from '../protocol.js'
 import type { Peer } from '../peer.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
+import { atExpiry, hasExpired, tokenExpired } from '../session-end.js'
 import { readBody } from './body-reader.js'
 import { answerHttpError } from './failures.js'
 import { pathOf, type RequestHandler } from './responses.js'
@@ -137,6 +138,7 @@ export class LongPollTransport {
     const declared = Number(request.headers['content-length'] ?? 0)
     if (declared > this.#options.maxMessageBytes) throw this.#tooBig(declared)
     const access = await this.#options.authorize(request, name)
+    if (hasExpired(access.expiresAt)) throw tokenExpired()
     // A read-only client's send carries a step 1, awareness and an empty step 2: more can only be edits,
     // which it may not make, so it is refused before the body is read (or as soon as it is that long).
     const readOnlySend = op === 'send' && access.mode === 'read'
@@ -159,7 +161,7 @@ export class LongPollTransport {
         throw error instanceof PollWireError ? new SyncError('BAD_MESSAGE', error.message) : error
       }
       body = null
-      await this.#options.rooms.use(name, (room) => this.#poll(room, poll, address, response))
+      await this.#options.rooms.use(name, (room) => this.#poll(room, poll, address, response, access.expiresAt))
     } else {
       const plan = planSend(body, access)
       const counters = this.#options.counters
@@ -175,18 +177,25 @@ export class LongPollTransport {
     return new SyncError('MESSAGE_TOO_BIG', `request body of ${size} bytes is over the limit of ${this.#options.maxMessageBytes}`)
   }
 
-  async #poll (room: Room, poll: { request: PollRequest | null }, address: string, response: ServerResponse): Promise<void> {
+  async #poll (room: Room, poll: { request: PollRequest | null }, address: string, response: ServerResponse, expiresAt: number | undefined): Promise<void> {
     const watch = this.#watch(room)
     try {
-      const frames = await this.#answerOrHold(watch, poll, address, response)
+      const frames = await this.#answerOrHold(watch, poll, address, response, expiresAt)
+      // A poll held past its token's end gets nothing of what changed since (see session-end.ts).
+      if (hasExpired(expiresAt)) throw tokenExpired()
       if (!response.destroyed) this.#reply(response, frames)
     } finally {
       this.#unwatch(watch)
     }
   }
 
-  /** What the client lacks now, or a hold until it lacks something (or `holdMs` pass). Takes `poll.request`. */
-  #answerOrHold (watch: RoomWatch, poll: { request: PollRequest | null }, address: string, response: ServerResponse): readonly Uint8Array[] | Promise<readonly Uint8Array[]> {
+  /**
+   * What the client lacks now, or a hold until it lacks something (or `holdMs` pass, or its access ends
+   * at `expiresAt`, which answers it empty). Takes `poll.request`.
+   */
+  #answerOrHold (
+    watch: RoomWatch, poll: { request: PollRequest | null }, address: string, response: ServerResponse, expiresAt: number | undefined,
+  ): readonly Uint8Array[] | Promise<readonly Uint8Array[]> {
     const request = poll.request!
     poll.request = null
     const { room } = watch
@@ -200,6 +209,7 @@ export class LongPollTransport {
     const slot = this.#options.connectionLimits.take(address, room.name)
     return new Promise<readonly Uint8Array[]>((resolve) => {
       const timer = setTimeout(() => held.finish([]), this.#options.holdMs)
+      let cancelExpiry: (() => void) | null = null
       const held: HeldPoll = {
         snapshot,
         clocks,
@@ -207,6 +217,7 @@ export class LongPollTransport {
           if (!this.#held.delete(held)) return
           watch.polls.delete(held)
           clearTimeout(timer)
+          cancelExpiry?.()
           slot.release()
           resolve(frames)
         },
@@ -215,6 +226,7 @@ export class LongPollTransport {
       watch.polls.add(held)
       // A client that gave up (or died) frees its slot at once.
       response.once('close', () => held.finish([]))
+      if (expiresAt !== undefined) cancelExpiry = atExpiry(expiresAt, () => held.finish([]))
     })
   }
 

@@ -12,6 +12,7 @@ import { TokenBucket } from '../rate-limit.js'
 import type { RateLimitStrikes } from '../rate-limit-strikes.js'
 import type { Room } from '../room.js'
 import type { Rooms } from '../rooms.js'
+import { atExpiry, hasExpired, tokenExpired } from '../session-end.js'
 import { socketFailure } from './failures.js'
 import type { SharedFrame } from './shared-frame.js'
 import { rawSocketOf, unfinishedBytes } from './unfinished-input.js'
@@ -82,6 +83,9 @@ export class SocketPeer implements Peer {
   #inputTimer: NodeJS.Timeout | null = null
   /** A message completed since the last chunk was measured: the bytes held now belong to a newer one. */
   #completed = false
+  /** When the socket's access ends (see session-end.ts), and the timer that ends it then. */
+  #expiresAt: number | undefined = undefined
+  #cancelExpiry: (() => void) | null = null
 
   /** Takes over `ws`; the room must have been acquired for it (it is released when the socket closes). */
   constructor (ctx: SocketPeerContext, ws: WebSocket, id: number, address: string, room: Room, slot: Slot, canWrite: boolean) {
@@ -118,9 +122,26 @@ export class SocketPeer implements Peer {
     return `ws#${this.#id} ${this.#address}`
   }
 
+  /**
+   * Ends the socket with 4401 "token expired" at `expiresAt` (ms since the epoch). Until its timer has
+   * run, `send` and `received` check the time themselves: nothing passes either way once it is up.
+   */
+  endAt (expiresAt: number): void {
+    this.#expiresAt = expiresAt
+    this.#cancelExpiry = atExpiry(expiresAt, () => this.#expire())
+  }
+
+  #expire (): void {
+    if (this.#closed) return
+    const error = tokenExpired()
+    this.#ctx.log.info({ room: this.#room.name, peer: this.label }, 'closing a socket whose token expired')
+    this.close(error.closeCode, error.message)
+  }
+
   send (frame: Uint8Array): void {
     const ws = this.ws
     if (ws.readyState !== WebSocket.OPEN || this.#closed) return
+    if (hasExpired(this.#expiresAt)) return this.#expire()
     // A client that does not read would make the server hold every update for it, without end.
     // Closed, it reconnects and resyncs from the document instead. One frame may pass the bound alone: a
     // joiner's step 2 of a document bigger than the bound would close every joiner once.
@@ -177,6 +198,7 @@ export class SocketPeer implements Peer {
   /** @internal Called by the socket's listeners only. */
   received (data: RawData, isBinary: boolean): void {
     if (this.#closed) return
+    if (hasExpired(this.#expiresAt)) return this.#expire()
     this.#completed = true
     const frame = toBytes(data)
     const counters = this.#ctx.counters
@@ -248,6 +270,7 @@ export class SocketPeer implements Peer {
     this.#slot.release()
     this.#ctx.peers.delete(this)
     if (this.#ageTimer !== null) clearTimeout(this.#ageTimer)
+    this.#cancelExpiry?.()
     this.#stopInputClock()
     this.#ctx.inputBudget.resize(this.#unfinished, 0)
     this.#unfinished = 0

@@ -168,7 +168,8 @@ export class WebSocketTransport {
       return
     }
     // The peer registers itself with the transport and lives as long as its socket.
-    new SocketPeer(this.#peerContext, ws, ++this.#nextId, address, room, slot, access.mode === 'write')
+    const peer = new SocketPeer(this.#peerContext, ws, ++this.#nextId, address, room, slot, access.mode === 'write')
+    if (access.expiresAt !== undefined) peer.endAt(access.expiresAt)
   }
 
   #ping (): void {

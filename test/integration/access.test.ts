@@ -164,8 +164,8 @@ describe('the token helper', () => {
     const fromFlag = await run(process.execPath, [cli, '--room=notes', '--secret', SECRET])
     const authorize = createTokenAuthorize({ secret: SECRET })
     const request = (token: string, url: string) => ({ url: `${url}?token=${token.trim()}`, headers: {} }) as never
-    assert.deepEqual(await authorize(request(fromEnv.stdout, '/team/a'), 'team/a'), { mode: 'read' })
-    assert.deepEqual(await authorize(request(fromFlag.stdout, '/notes'), 'notes'), { mode: 'write' })
+    assert.equal((await authorize(request(fromEnv.stdout, '/team/a'), 'team/a')).mode, 'read')
+    assert.equal((await authorize(request(fromFlag.stdout, '/notes'), 'notes')).mode, 'write')
     await assert.rejects(run(process.execPath, [cli, '--room', 'x'], { env: { ...process.env, AUTH_SECRET: '' } }), /no secret/)
   })
 })
