@@ -8,6 +8,10 @@ import { ErrorCodes, type ErrorCode } from '../server/errors.js'
 /** 4400-4499 mean "do not retry" to every y-websocket client, this one included. */
 export const isFinalClose = (code: number): boolean => code >= 4400 && code < 4500
 
+/** A close for a token that ran out (reason `token expired`, from a socket or a long-poll answer). */
+export const isTokenExpiry = (code: number, reason: string): boolean =>
+  code === ErrorCodes.UNAUTHENTICATED.close && reason.includes('token expired')
+
 /** Close codes the provider uses for closes it decided itself (never sent by a server). */
 export const LocalClose = {
   /** `disconnect()` or `destroy()`. */

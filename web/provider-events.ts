@@ -64,6 +64,13 @@ export interface ProviderOptions {
   /** Query parameters of every connection (e.g. `token`). */
   readonly params?: Record<string, string>
   /**
+   * Called before every connection (the first and each reconnect); what it returns goes into
+   * `params.token`. With it, a close for `token expired` (4401, the token ran out while connected, or was
+   * stale when the connection opened) is not final: the provider reconnects, asking for a new token. A
+   * throw or rejection counts as a failed attempt, retried with backoff.
+   */
+  readonly getToken?: () => string | Promise<string>
+  /**
    * How to reach the server. Required: e.g. `websocketChannel()`, or
    * `fallbackChannel(websocketChannel(), pollChannel())` to use long-polling where WebSocket cannot connect.
    */

@@ -24,7 +24,7 @@ import { checkNumber } from '../server/option-check.js'
 import { AwarenessThrottle } from './awareness-throttle.js'
 import { backoffDelay, backoffOptions, type Backoff } from './backoff.js'
 import type { Channel, ChannelFactory, ChannelKind } from './channel.js'
-import { describeClose, isFinalClose, LocalClose } from './close-codes.js'
+import { describeClose, isFinalClose, isTokenExpiry, LocalClose } from './close-codes.js'
 import type { ConnectionClose, ProviderEvents, ProviderOptions, ProviderStatus, Resynced } from './provider-events.js'
 import { awarenessFrame, readFrame, syncStep1Frame, updateFrame, type FrameResult } from './sync-messages.js'
 
@@ -64,6 +64,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   shouldConnect = false
 
   readonly #channel: ChannelFactory
+  readonly #getToken: (() => string | Promise<string>) | null
   readonly #backoff: Backoff
   readonly #random: () => number
   readonly #connectTimeoutMs: number
@@ -97,6 +98,8 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     this.awareness = options.awareness ?? new awarenessProtocol.Awareness(doc)
     this.params = { ...(options.params ?? {}) }
     this.#channel = options.channel
+    if (options.getToken !== undefined && typeof options.getToken !== 'function') throw new TypeError('RelayProvider: options.getToken must be a function')
+    this.#getToken = options.getToken ?? null
     this.#backoff = backoffOptions(options.backoff)
     this.#random = options.random ?? Math.random
     this.#connectTimeoutMs = checkNumber('connectTimeoutMs', options.connectTimeoutMs ?? 10_000, { min: 10, whole: false })
@@ -181,7 +184,10 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   disconnect (): void {
     this.shouldConnect = false
     this.#clearRetry()
-    this.#attempt?.channel?.close(LocalClose.REQUESTED, 'disconnect')
+    const attempt = this.#attempt
+    // Still waiting for getToken: no channel to close yet.
+    if (attempt !== null && attempt.channel === null) this.#closed(attempt, LocalClose.REQUESTED, 'disconnect')
+    else attempt?.channel?.close(LocalClose.REQUESTED, 'disconnect')
   }
 
   override destroy (): void {
@@ -212,6 +218,19 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     this.#attempt = attempt
     this.emit('transport', [{ kind: attempt.kind }])
     this.emit('status', [{ status: 'connecting' }])
+    const getToken = this.#getToken
+    if (getToken === null) return this.#start(attempt)
+    Promise.resolve().then(() => getToken()).then((token) => {
+      if (this.#attempt !== attempt || attempt.closed) return
+      if (typeof token !== 'string' || token === '') throw new TypeError(`getToken gave ${JSON.stringify(token)}, not a token`)
+      this.params = { ...this.params, token }
+      this.#start(attempt)
+    }).catch((error: unknown) => {
+      if (this.#attempt === attempt && !attempt.closed) this.#closed(attempt, 1006, `getToken failed: ${error instanceof Error ? error.message : String(error)}`)
+    })
+  }
+
+  #start (attempt: Attempt): void {
     try {
       attempt.channel = this.#channel({ serverUrl: this.serverUrl, room: this.roomname, params: this.params, doc: this.doc, awareness: this.awareness }, {
         open: () => this.#opened(attempt),
@@ -288,7 +307,8 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
       code,
       reason,
       cause: describeClose(code, reason),
-      final: !local && isFinalClose(code),
+      // A token that ran out is renewed by getToken, when there is one.
+      final: !local && isFinalClose(code) && !(this.#getToken !== null && isTokenExpiry(code, reason)),
       local,
       opened: attempt.opened,
       kind: attempt.kind,

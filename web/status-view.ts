@@ -3,37 +3,15 @@
  * and how long the last resync took.
  */
 import { byId, clock, seconds } from './dom.js'
+import { snapshot, type Stop } from './connection-state.js'
 import type { RelayProvider } from './provider.js'
-
-export type ConnectionState = 'connecting' | 'syncing' | 'connected' | 'reconnecting' | 'offline' | 'stopped'
-
-export interface StatusSnapshot {
-  readonly state: ConnectionState
-  /** One line for people. */
-  readonly text: string
-}
-
-/** What the provider is doing, in one word and one line. */
-export const snapshot = (provider: RelayProvider, stopped: boolean, everSynced: boolean, now: number): StatusSnapshot => {
-  if (stopped) return { state: 'stopped', text: 'Stopped: the server refused this connection' }
-  if (!provider.online) return { state: 'offline', text: 'Offline: edits are kept on this device' }
-  if (provider.wsconnected) {
-    return provider.synced
-      ? { state: 'connected', text: `Connected (${provider.transport})` }
-      : { state: 'syncing', text: 'Syncing…' }
-  }
-  if (!everSynced && provider.failures === 0) return { state: 'connecting', text: 'Connecting…' }
-  const at = provider.nextRetryAt
-  const next = at === null ? (provider.wsconnecting ? 'trying now' : 'waiting') : `next try in ${Math.max(0, (at - now) / 1000).toFixed(1)} s`
-  return { state: 'reconnecting', text: `Reconnecting (attempt ${provider.failures}, ${next})` }
-}
 
 /** Keeps the status bar in step with the provider; returns a function that stops it. */
 export const mountStatus = (provider: RelayProvider): () => void => {
   const badge = byId('status')
   const lastClose = byId('last-close')
   const lastResync = byId('last-resync')
-  let stopped = false
+  let stopped: Stop | null = null
   let everSynced = false
 
   const render = (): void => {
@@ -54,12 +32,12 @@ export const mountStatus = (provider: RelayProvider): () => void => {
     if (synced) everSynced = true
     render()
   }
-  const onClosed = (): void => {
-    stopped = true
+  const onClosed = ({ code, reason }: Stop): void => {
+    stopped = { code, reason }
     render()
   }
   const onStatus = (): void => {
-    if (provider.shouldConnect) stopped = false
+    if (provider.shouldConnect) stopped = null
     render()
   }
   provider.on('status', onStatus)

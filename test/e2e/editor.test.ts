@@ -195,6 +195,20 @@ describe('web editor in Chromium', { skip }, () => {
     assert.deepEqual(await stored.json(), { text: 'with a token' })
   })
 
+  test('a page whose link\'s token runs out says the session expired and what to do, and stops', async () => {
+    await freshData()
+    const secret = 'an-auth-secret-of-the-tests-0123456789'
+    const server = await start({ AUTH_SECRET: secret })
+    const token = await signToken({ secret, room: 'expiring', mode: 'write', ttlSeconds: 3 })
+    const page = await open(server, 'expiring', { query: { token } })
+    await typeAtEnd(page, 'before the end')
+    // exp plus the server's 5 s clock tolerance
+    await waitFor(async () => await statusOf(page) === 'expired', { timeoutMs: 15_000, message: 'the page shows the session expired' })
+    const text = await page.page.locator('#status').textContent()
+    assert.match(text ?? '', /^Session expired: .*Ask for a new link to this room and open it/)
+    await screenshot(page.page, 'session-expired.png')
+  })
+
   test('a server killed with SIGKILL and restarted: both pages show the outage, reconnect by themselves, and lose or duplicate nothing', async () => {
     await freshData()
     const first = await start()

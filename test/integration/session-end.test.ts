@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
 import type { Access } from '../../server/access.js'
 import { SyncError } from '../../server/errors.js'
 import { createTokenAuthorize, signToken } from '../../server/tokens.js'
 import { pollChannel } from '../../web/poll-channel.js'
+import { RelayProvider, type ConnectionClose } from '../../web/provider.js'
+import { snapshot } from '../../web/connection-state.js'
+import { websocketChannel, type WebSocketConstructor } from '../../web/websocket-channel.js'
 import { connectChannelClient, type ChannelClient } from '../helpers/channel-client.js'
 import { connectClient, synced, type Client } from '../helpers/clients.js'
 import { startServer, type TestServer } from '../helpers/server.js'
@@ -87,5 +92,57 @@ describe('sessions that end with their token', () => {
     refused.provider.on('connection-close', (event) => { if (event !== null) refusals.push(event.code) })
     await waitFor(() => refusals.length > 0, { message: 'the socket refused' })
     assert.equal(refusals[0], new SyncError('INTERNAL').closeCode)
+  })
+})
+
+describe('the web provider\'s getToken', () => {
+  const channel = websocketChannel({ WebSocket: WebSocket as unknown as WebSocketConstructor })
+  const provider = (server: TestServer, room: string, options: { getToken?: () => Promise<string>, params?: Record<string, string> }): { provider: RelayProvider, closes: ConnectionClose[], text: Y.Text } => {
+    const doc = new Y.Doc()
+    const relay = new RelayProvider(server.url, room, doc, { channel, ...options })
+    const closes: ConnectionClose[] = []
+    relay.on('connection-close', (event) => closes.push(event))
+    cleanups.push(() => { relay.destroy(); doc.destroy() })
+    return { provider: relay, closes, text: doc.getText('text') }
+  }
+
+  it('is called before every connection, and renews a session that ended with its token', async () => {
+    // No tolerance: each 3 s session ends at its exp.
+    const server = await start(createTokenAuthorize({ secret: SECRET, clockToleranceSeconds: 0 }))
+    const room = 'renewed'
+    let calls = 0
+    const renewing = provider(server, room, { getToken: async () => { calls++; return signToken({ secret: SECRET, room, mode: 'write', ttlSeconds: 3 }) } })
+    await waitFor(() => renewing.provider.synced, { message: 'first sync' })
+    assert.equal(calls, 1)
+    await waitFor(() => renewing.closes.length > 0, { timeoutMs: 6000, message: 'the first session ends' })
+    assert.equal(renewing.closes[0]!.code, 4401)
+    assert.equal(renewing.closes[0]!.final, false, 'with getToken, token expired is not final')
+    await waitFor(() => calls === 2 && renewing.provider.synced, { message: 'a second connection with a second token' })
+    const writer = socketClient(server, room, await signToken({ secret: SECRET, room, mode: 'write', ttlSeconds: 3600 }))
+    writer.text.insert(0, 'renewed')
+    await waitFor(() => renewing.text.toString() === 'renewed', { message: 'the renewed session receives' })
+  })
+
+  it('without getToken, stops at token expired, and the editor page says the session expired', async () => {
+    const server = await start(createTokenAuthorize({ secret: SECRET, clockToleranceSeconds: 0 }))
+    const token = await signToken({ secret: SECRET, room: 'page', mode: 'write', ttlSeconds: 3 })
+    const page = provider(server, 'page', { params: { token } })
+    const stops: Array<{ code: number, reason: string }> = []
+    page.provider.on('closed', (event) => stops.push(event))
+    await waitFor(() => stops.length > 0, { timeoutMs: 6000, message: 'the session ends' })
+    assert.deepEqual(stops, [{ code: 4401, reason: 'token expired' }])
+    assert.equal(page.provider.shouldConnect, false)
+    const status = snapshot(page.provider, stops[0]!, true, Date.now())
+    assert.equal(status.state, 'expired')
+    assert.match(status.text, /^Session expired: .*Ask for a new link/)
+  })
+
+  it('lets disconnect() end an attempt still waiting for its token', async () => {
+    const server = await start()
+    const waiting = provider(server, 'waiting', { getToken: () => new Promise<string>(() => {}) })
+    assert.equal(waiting.provider.status, 'connecting')
+    waiting.provider.disconnect()
+    assert.equal(waiting.provider.status, 'disconnected')
+    assert.equal(waiting.closes.at(-1)?.local, true)
   })
 })
