@@ -1,7 +1,10 @@
 /**
  * A load-generator process for the presence scenario (forked; never the server's process): holds
- * presence clients, moves their cursors at a rate, and reports frames, latencies and closes over IPC.
+ * presence clients, moves their cursors at a rate, and reports frames, latencies and closes over IPC,
+ * with its own CPU time and event-loop delay: a probe's arrival is stamped only when its process gets to
+ * the frame, so a busy load generator adds its own delay to what is measured.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { sleep } from './clock.js'
 import { serveCommands } from './ipc.js'
 import { PresenceClient } from './presence-client.js'
@@ -20,10 +23,15 @@ export interface PresenceReport {
   readonly latencies: number[]
   /** Close codes of clients the server closed. */
   readonly closes: number[]
+  /** This process's event-loop delay, p99 and largest, ms (what a frame may wait before it is read). */
+  readonly loopDelayP99: number
+  readonly loopDelayMax: number
 }
 
 const clients: PresenceClient[] = []
 let timers: NodeJS.Timeout[] = []
+const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+loopDelay.enable()
 
 const open = async ({ url, dialect, room, count, probes, timeoutMs }: Extract<PresenceCommand, { cmd: 'open' }>): Promise<number> => {
   const opened = Array.from({ length: count }, (_, i) => new PresenceClient({ url, dialect, room, probe: i < probes }))
@@ -49,8 +57,11 @@ const measure = (): PresenceReport => {
     framesOut: clients.reduce((sum, c) => sum + c.framesOut, 0),
     latencies: clients.flatMap((c) => c.latencies),
     closes: clients.flatMap((c) => c.closeCode === null ? [] : [c.closeCode]),
+    loopDelayP99: loopDelay.percentile(99) / 1e6,
+    loopDelayMax: loopDelay.max / 1e6,
   }
   for (const client of clients) { client.framesIn = 0; client.framesOut = 0; client.latencies = [] }
+  loopDelay.reset()
   return report
 }
 
