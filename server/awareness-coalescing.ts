@@ -14,7 +14,13 @@
  */
 import * as awarenessProtocol from 'y-protocols/awareness'
 
-/** Default: at most 20 awareness frames a second per room, and at most 50 ms added to a cursor move. */
+/**
+ * Default: at most 20 awareness frames a second per room, and at most 50 ms added to a cursor move. 25 ms
+ * was measured too (bench/RESULTS.md, 2026-12-06): at 200 clients p50 fell by ~10 ms and p99 did not
+ * measurably on the shared machine, the server's CPU rose by a fifth, and every client's frames and
+ * echoes doubled to 40 a second, and with them a long-polling client's requests (one per frame): six
+ * pollers behind one address passed its 200 requests a second.
+ */
 export const AWARENESS_INTERVAL_MS = 50
 
 /** Where a merged change goes. */
@@ -98,6 +104,10 @@ export class AwarenessCoalescing {
 
   #flushTimed = (): void => {
     this.#timer = null
-    this.flush()
+    // A timer counts from the event loop's clock, read at the start of the turn that set it: after a
+    // long turn it fires up to that much early (1-2 ms in the presence benchmark), and the interval holds.
+    const wait = this.#flushedAt + this.#intervalMs - performance.now()
+    if (wait > 0) this.#timer = setTimeout(this.#flushTimed, wait)
+    else this.flush()
   }
 }
