@@ -27,11 +27,8 @@ export const MAX_AWARENESS_STATE_BYTES = 64 * 1024
 
 /** Where a room's awareness changes go. */
 export interface AwarenessSink {
-  /**
-   * To every peer of the room, as one awareness frame; to `own.peer`, the change's sender, as `own.frame`
-   * instead, whether it is a joined peer or not.
-   */
-  broadcast (frame: Uint8Array, own: { readonly peer: Peer, readonly frame: Uint8Array } | null): void
+  /** To every peer of the room, as one awareness frame. */
+  broadcast (frame: Uint8Array): void
   /** To other instances: changes made here, never what came from them. */
   publish (update: Uint8Array): void
 }
@@ -43,7 +40,6 @@ export interface AwarenessSink {
  */
 export class RoomAwareness {
   readonly awareness: awarenessProtocol.Awareness
-  readonly #sink: AwarenessSink
   /** The awareness client ids each joined peer announced. */
   readonly #owned = new Map<Peer, Set<number>>()
   /** Raises the clocks of states that clients announce again (see awareness-revival.ts). */
@@ -59,14 +55,13 @@ export class RoomAwareness {
 
   /** `intervalMs`: at most one awareness frame (and one bus message) per interval. */
   constructor (doc: Y.Doc, sink: AwarenessSink, maxStates = DEFAULT_MAX_AWARENESS_STATES_PER_ROOM, intervalMs?: number) {
-    this.#sink = sink
     this.#maxStates = maxStates
     this.awareness = new awarenessProtocol.Awareness(doc)
     this.awareness.setLocalState(null)
     this.awareness.on('update', this.#onUpdate)
     this.#revival = new AwarenessRevival(this.awareness)
     this.#coalescing = new AwarenessCoalescing(this.awareness, {
-      broadcast: (update) => sink.broadcast(protocol.encodeAwareness(update), null),
+      broadcast: (update) => sink.broadcast(protocol.encodeAwareness(update)),
       publish: (update) => sink.publish(update),
     }, intervalMs)
   }
@@ -202,18 +197,12 @@ export class RoomAwareness {
     // state itself, a client takes the room's copy for news and overwrites any change it made since it
     // sent it; told its state was removed, y-protocols keeps the client's own state, moves its clock past
     // the room's, and the client announces what it has now.
-    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed)
-    const own = protocol.encodeAwareness(asRemovals(update, raised))
-    if (ids === undefined) {
-      // A client without a connection is no peer to get the coalesced frame: it hears of its change in the
-      // answer to its request, the echo a socket gets.
-      this.#coalescing.changed(changed, local)
-      sender.send(own)
-      return
-    }
-    // That frame is the joined sender's alone, so it is sent at once, after whatever was waiting.
-    this.#coalescing.flush()
-    this.#sink.broadcast(protocol.encodeAwareness(update), { peer: sender, frame: own })
-    this.#sink.publish(update)
+    // That frame is the sender's alone and goes at once; everyone else hears of the raised state in the
+    // next merged frame, like any change: a room of hundreds coming back after a restart would otherwise
+    // send each client a frame of its own per returning client. The merged frame reaches the sender too,
+    // after the removal, at a clock the client has moved past: it changes nothing there. (A client
+    // without a connection is no peer: it hears of its change only in the answer to its request.)
+    this.#coalescing.changed(changed, local)
+    sender.send(protocol.encodeAwareness(asRemovals(awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed), raised)))
   }
 }

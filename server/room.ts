@@ -105,12 +105,7 @@ export class Room {
     this.doc = new Y.Doc({ gc: true, guid: name, gcFilter: collectDeepTypes })
     this.#frames = new SyncFrames(this.doc)
     this.#awareness = new RoomAwareness(this.doc, {
-      broadcast: (frame, own) => {
-        for (const peer of this.peers) peer.send(peer === own?.peer ? own.frame : frame)
-        // A client without a connection hears of its own change in the answer to its request.
-        if (own !== null && !this.peers.has(own.peer)) own.peer.send(own.frame)
-        this.#notify('awareness')
-      },
+      broadcast: (frame) => this.#broadcast(frame, 'awareness'),
       publish: (update) => this.#publish({ kind: 'awareness', data: update }),
     }, ctx.maxAwarenessStates, ctx.awarenessIntervalMs)
     this.awareness = this.#awareness.awareness

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, describe, it } from 'node:test'
+import * as decoding from 'lib0/decoding'
+import { NULL_STATE, readAwarenessEntries, type AwarenessEntry } from '../../server/awareness-codec.js'
 import { AWARENESS_INTERVAL_MS } from '../../server/awareness-coalescing.js'
 import * as protocol from '../../server/protocol.js'
 import { MemoryStorage } from '../../server/storage/memory.js'
@@ -33,6 +35,14 @@ const moveCursors = (clients: readonly Client[], hz: number): (() => void) => {
     return start
   })
   return () => { for (const timer of timers) { clearTimeout(timer); clearInterval(timer) } }
+}
+
+/** The entries of an awareness frame; none for any other frame. */
+const awarenessEntries = (frame: Uint8Array): AwarenessEntry[] => {
+  if (frame[0] !== protocol.MESSAGE_AWARENESS) return []
+  const decoder = decoding.createDecoder(frame)
+  decoding.readVarUint(decoder)
+  return readAwarenessEntries(decoding.readVarUint8Array(decoder))
 }
 
 /** Every close a client's connection saw, with its code. */
@@ -187,6 +197,28 @@ describe('a busy room of stock clients moving their cursors', () => {
     for (let i = 0; i < 2000; i++) raw.send(echo)
     const closed = await raw.closed
     assert.ok(closed.code === 4429 || closed.code === 4529, `closed for its rate, got ${closed.code}`)
+  })
+
+  it('tells the others of many clients announcing themselves at once in merged frames, not one each', async () => {
+    const server = await startServer()
+    servers.push(server)
+    const observer = await openRaw(server.url, 'returning')
+    const returning = await Promise.all(Array.from({ length: 30 }, () => openRaw(server.url, 'returning')))
+    await waitFor(() => returning.every((raw) => raw.frames.length > 0), { message: 'every socket joined' })
+    const counted = observer.frames.length
+    // The room meets each client first now, as after a restart: it raises each state's clock
+    // (awareness-revival.ts) and tells each sender at once, as a removal at the raised clock.
+    returning.forEach((raw, i) => raw.send(protocol.encodeAwareness(encodeAwarenessStates([[1000 + i, 1, '{"cursor":1}']]))))
+    for (const [i, raw] of returning.entries()) {
+      await waitFor(() => raw.frames.some((frame) => awarenessEntries(frame).some(([client, , state]) => client === 1000 + i && state === NULL_STATE)), {
+        message: `socket ${i} told of its raised clock`,
+      })
+    }
+    const seen = (): Set<number> => new Set(observer.frames.slice(counted).flatMap((frame) => awarenessEntries(frame).map(([client]) => client)))
+    await waitFor(() => seen().size === 30, { message: 'the observer seeing all 30 states' })
+    const frames = observer.frames.slice(counted).filter((frame) => frame[0] === protocol.MESSAGE_AWARENESS).length
+    assert.ok(frames <= 10, `${frames} awareness frames for 30 clients announcing themselves`)
+    for (const raw of [observer, ...returning]) raw.ws.close()
   })
 
   it('sends each socket at most one awareness frame per interval, however many clients move', async () => {
