@@ -23,6 +23,7 @@ import * as awarenessProtocol from 'y-protocols/awareness'
 import { checkNumber } from '../server/option-check.js'
 import { AwarenessThrottle } from './awareness-throttle.js'
 import { backoffDelay, backoffOptions, type Backoff } from './backoff.js'
+import { BrowserSignals } from './browser-signals.js'
 import type { Channel, ChannelFactory, ChannelKind } from './channel.js'
 import { describeClose, isFinalClose, isTokenExpiry, LocalClose } from './close-codes.js'
 import type { ConnectionClose, ProviderEvents, ProviderOptions, ProviderStatus, Resynced } from './provider-events.js'
@@ -37,18 +38,6 @@ interface Attempt {
   opened: boolean
   closed: boolean
   openedAt: number
-}
-
-interface BrowserGlobals {
-  addEventListener (type: string, listener: () => void): void
-  removeEventListener (type: string, listener: () => void): void
-  navigator?: { onLine?: boolean }
-  document?: { visibilityState?: string, addEventListener (type: string, listener: () => void): void, removeEventListener (type: string, listener: () => void): void }
-}
-
-const browser = (): BrowserGlobals | null => {
-  const w = (globalThis as { window?: BrowserGlobals }).window
-  return w !== undefined && typeof w.addEventListener === 'function' ? w : null
 }
 
 const unref = (timer: unknown): void => { (timer as { unref?: () => void }).unref?.() }
@@ -69,7 +58,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   readonly #random: () => number
   readonly #connectTimeoutMs: number
   readonly #silenceTimeoutMs: number
-  readonly #browser: BrowserGlobals | null
+  readonly #browser: BrowserSignals
 
   #attempt: Attempt | null = null
   #synced = false
@@ -112,12 +101,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
 
     doc.on('update', this.#onDocUpdate)
     this.awareness.on('update', this.#onAwarenessUpdate)
-    this.#browser = browser()
-    if (this.#browser !== null) {
-      this.#browser.addEventListener('online', this.#onOnline)
-      this.#browser.addEventListener('offline', this.#onOffline)
-      this.#browser.document?.addEventListener('visibilitychange', this.#onVisible)
-    }
+    this.#browser = new BrowserSignals({ online: this.#onOnline, offline: this.#onOffline, visible: this.#onVisible })
     if (options.connect ?? true) this.connect()
   }
 
@@ -170,7 +154,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
 
   /** False only where a browser says it is offline. */
   get online (): boolean {
-    return this.#browser?.navigator?.onLine !== false
+    return this.#browser.online
   }
 
   /** Connects now (cancelling a scheduled retry), and keeps reconnecting until `disconnect()`. */
@@ -199,11 +183,7 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
     this.doc.off('update', this.#onDocUpdate)
     this.awareness.off('update', this.#onAwarenessUpdate)
     this.#awarenessThrottle.close()
-    if (this.#browser !== null) {
-      this.#browser.removeEventListener('online', this.#onOnline)
-      this.#browser.removeEventListener('offline', this.#onOffline)
-      this.#browser.document?.removeEventListener('visibilitychange', this.#onVisible)
-    }
+    this.#browser.close()
     super.destroy()
   }
 
@@ -408,7 +388,6 @@ export class RelayProvider extends ObservableV2<ProviderEvents> {
   }
 
   #onVisible = (): void => {
-    if (this.#browser?.document?.visibilityState !== 'visible') return
     // Back from a hidden tab (maybe a sleeping laptop): retry now instead of at the end of a long backoff,
     // and do not trust a connection that has been silent.
     this.#checkSilence()
